@@ -1,0 +1,1 @@
+"""ComfyUI glue: node classes that adapt sockets to the solvers in ../solvers."""

@@ -1,0 +1,54 @@
+"""The small surface of ComfyUI the pack uses, written once for both engines it runs on:
+upstream ComfyUI and the PyPI fork `comfyui==0.0.1` (different module paths; comfyui.md §6.3)."""
+import comfy.model_management
+import comfy.model_sampling
+import comfy.sample
+import comfy.samplers
+import comfy.utils
+
+try:
+    import latent_preview
+except ImportError:  # the fork keeps it under comfy.cmd
+    from comfy.cmd import latent_preview
+
+from ..solvers.parameterisation import FLOW, VE
+
+
+class UnsupportedModelError(ValueError):
+    pass
+
+
+def parameterisation_of(model_sampling, socket: str = "model"):
+    """VE for EPS / v-prediction / EDM models (x = x0 + σn), FLOW for CONST models (SD3, Flux)."""
+    if isinstance(model_sampling, comfy.model_sampling.CONST):
+        return FLOW
+    if isinstance(model_sampling, comfy.model_sampling.EPS):
+        return VE
+    raise UnsupportedModelError(
+        f"{socket}: sampling type {type(model_sampling).__name__} is not supported; "
+        "the pack samples EPS, v-prediction and flow (CONST) models")
+
+
+def model_sampling_of(model_patcher):
+    return model_patcher.get_model_object("model_sampling")
+
+
+def check_interrupt():
+    comfy.model_management.throw_exception_if_processing_interrupted()
+
+
+def compute_sigmas(model_patcher, scheduler: str, steps: int, denoise: float):
+    """The sigmas BasicScheduler / KSampler would use, `denoise` < 1 keeping the tail."""
+    if denoise <= 0:
+        return None
+    total = steps if denoise >= 1 else int(steps / denoise)
+    sigmas = comfy.samplers.calculate_sigmas(model_sampling_of(model_patcher), scheduler, total).cpu()
+    return sigmas[-(steps + 1):]
+
+
+def scheduler_names():
+    return list(comfy.samplers.KSampler.SCHEDULERS)
+
+
+def intermediate_device():
+    return comfy.model_management.intermediate_device()

@@ -1,0 +1,28 @@
+"""The embedded default model: a Gaussian-mixture face prior (real LFW photos) as a ComfyUI MODEL."""
+import torch
+
+from ..solvers import face_prior
+from .oracle_model import PREDICTIONS, mixture_model, pass_through_vae
+
+
+class FacePriorLoader:
+    DESCRIPTION = ("Demo model with no download: a Gaussian-mixture prior fitted to 92 real 25x25 face photos "
+                   "(scikit-image's LFW subset), with an exact denoiser and a lossless grey VAE. Also returns "
+                   "held-out faces and demo masks to inpaint. Its exact posterior is known, so results can be checked.")
+    CATEGORY = "sampling/inverse/demo"
+    RETURN_TYPES = ("MODEL", "VAE", "IMAGE", "MASK")
+    RETURN_NAMES = ("model", "vae", "faces", "masks")
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "prediction": (list(PREDICTIONS), {"default": "eps", "tooltip": "Which ComfyUI sampling type the prior plays."}),
+            "faces": ("INT", {"default": 4, "min": 1, "max": face_prior.N_FACES - face_prior.N_TRAIN}),
+        }}
+
+    def load(self, prediction, faces):
+        size = face_prior.FACE_SIZE
+        model = mixture_model(face_prior.face_mixture(), (1, size, size), prediction)
+        images = face_prior.held_out_faces()[:faces].to(torch.float32)[..., None].repeat(1, 1, 1, 3)
+        return (model, pass_through_vae(1), images, face_prior.demo_hole_masks(faces))

@@ -1,0 +1,90 @@
+"""DInG as a ComfyUI SAMPLER: a KSAMPLER function for SamplerCustom / SamplerCustomAdvanced."""
+import logging
+
+import torch
+
+from ..solvers import ding
+from . import comfy_compat
+
+log = logging.getLogger("inverse_samplers")
+
+
+class MissingMaskError(ValueError):
+    pass
+
+
+def sample_ding_comfy(model, x, sigmas, extra_args=None, callback=None, disable=None, *,
+                      obs_std=0.01, eta_schedule="fm_square", eta_scale=1.0, variant="ding"):
+    """KSAMPLER contract (comfyui.md §1.3): `model` is KSamplerX0Inpaint, x is the noised start.
+
+    The clean observed latent is model.latent_image; the mask is extra_args["denoise_mask"]
+    (1 = generate). DInG does its own data consistency, so ComfyUI's blending is switched off.
+    """
+    extra_args = dict(extra_args or {})
+    hole_mask = extra_args.get("denoise_mask")
+    extra_args["denoise_mask"] = None  # pitfall 1: no replacement blending around our calls
+    if hole_mask is None:
+        raise MissingMaskError(
+            "DInG sampler: latent_image has no mask. Set one with SetLatentNoiseMask (or "
+            "InpaintModelConditioning with noise_mask on) so DInG knows which region to fill.")
+    observation = model.latent_image
+    if float(hole_mask.max()) <= 0:
+        log.warning("DInG sampler: the mask is empty (nothing to inpaint); returning the input latent unchanged.")
+        return observation.clone()
+    _check_finite(observation, "latent_image")
+    param = comfy_compat.parameterisation_of(model.inner_model.inner_model.model_sampling)
+    seed = int(extra_args.get("seed") or 0)
+    log.info("DInG (%s, %s): %d network calls for %d steps", variant, param.name,
+             ding.network_calls(sigmas, variant), len(sigmas) - 1)
+    sigma_in = x.new_ones([x.shape[0]])
+
+    def denoise(state, sigma):
+        out = model(state, sigma * sigma_in, **extra_args)
+        _check_finite(out, f"model output at sigma={sigma:.4g}")
+        return out
+
+    def report(i, state, x0, sigma):
+        if callback is not None:
+            callback({"x": state, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": x0})
+
+    return ding.sample_ding(denoise, x, sigmas, observation, 1.0 - hole_mask, param,
+                            torch.Generator().manual_seed(seed + 1),  # seed itself made the start noise
+                            obs_std=obs_std, eta_schedule=eta_schedule, eta_scale=eta_scale, variant=variant,
+                            callback=report, check_interrupt=comfy_compat.check_interrupt)
+
+
+def _check_finite(tensor, what):
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"DInG sampler: {what} contains NaN or infinite values "
+                         "(try a float32 VAE/model, or check the upstream nodes).")
+
+
+def ding_options_inputs():
+    """The DInG widgets shared by the SAMPLER node and the all-in-one node."""
+    return {
+        "variant": (list(ding.VARIANTS), {"default": "ding", "tooltip":
+                    "ding: 2 network calls per step (exact proxy). delayed: 1 call per step, lower fidelity."}),
+        "eta_schedule": (list(ding.ETA_SCHEDULES), {"default": "fm_square", "tooltip":
+                         "Stochasticity of each step, relative to the noise level. fm_square is the paper's default."}),
+        "eta_scale": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.01,
+                                "tooltip": "Multiplier on eta (clamped so eta <= sigma)."}),
+        "obs_std": ("FLOAT", {"default": 0.01, "min": 0.0, "max": 1.0, "step": 0.001, "tooltip":
+                    "Observation noise std in latent units. Smaller = stricter on the known region; larger lets the model harmonise the border."}),
+    }
+
+
+class DInGSampler:
+    DESCRIPTION = ("DInG inpainting sampler for SamplerCustom / SamplerCustomAdvanced. Give the latent a mask "
+                   "(SetLatentNoiseMask). Cost: 2 network calls per step + 1 (delayed: 1 per step + 1).")
+    CATEGORY = "sampling/custom_sampling/samplers"
+    RETURN_TYPES = ("SAMPLER",)
+    RETURN_NAMES = ("sampler",)
+    FUNCTION = "get_sampler"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": ding_options_inputs()}
+
+    def get_sampler(self, variant, eta_schedule, eta_scale, obs_std):
+        options = {"obs_std": obs_std, "eta_schedule": eta_schedule, "eta_scale": eta_scale, "variant": variant}
+        return (comfy_compat.comfy.samplers.KSAMPLER(sample_ding_comfy, extra_options=options),)

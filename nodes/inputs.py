@@ -1,0 +1,60 @@
+"""Checks on the sockets a user wires in: clear errors that name the socket, and no input mutated."""
+import torch
+import torch.nn.functional as F
+
+
+def check_image(image, socket="image"):
+    if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[-1] not in (1, 3, 4):
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ValueError(f"{socket}: expected an IMAGE tensor [batch, height, width, 3], got {shape}")
+    if not torch.isfinite(image).all():
+        raise ValueError(f"{socket}: the image contains NaN or infinite values")
+    return image
+
+
+def check_hole_mask(mask, image, socket="mask", image_socket="image"):
+    """The MASK as [B, H, W] (1 = regenerate), checked against the IMAGE it belongs to."""
+    if mask is None:
+        raise ValueError(f"{socket}: a MASK is required (white = region to inpaint)")
+    if mask.ndim == 2:
+        mask = mask[None]
+    if mask.ndim == 4 and mask.shape[1] == 1:  # a latent-style [B, 1, H, W] noise mask
+        mask = mask[:, 0]
+    if mask.ndim != 3:
+        raise ValueError(f"{socket}: expected a MASK [batch, height, width], got shape {tuple(mask.shape)}")
+    if tuple(mask.shape[1:]) != tuple(image.shape[1:3]):
+        raise ValueError(f"{socket}: size {mask.shape[2]}x{mask.shape[1]} does not match {image_socket} size "
+                         f"{image.shape[2]}x{image.shape[1]}; resize the mask (or crop both) so they agree")
+    if mask.shape[0] not in (1, image.shape[0]):
+        raise ValueError(f"{socket}: batch of {mask.shape[0]} masks for {image.shape[0]} images; give one mask "
+                         "for all images or one per image")
+    if not torch.isfinite(mask).all():
+        raise ValueError(f"{socket}: the mask contains NaN or infinite values")
+    if mask.min() < 0 or mask.max() > 1:
+        raise ValueError(f"{socket}: mask values must lie in [0, 1], got [{float(mask.min()):.3g}, "
+                         f"{float(mask.max()):.3g}]")
+    return mask.to(torch.float32)
+
+
+def check_vae(vae, socket="vae"):
+    if vae is None or not hasattr(vae, "encode") or not hasattr(vae, "decode"):
+        raise ValueError(f"{socket}: a VAE is required (connect the checkpoint's VAE output)")
+    return vae
+
+
+def vae_scale(vae) -> int:
+    """Pixels per latent cell of an image VAE (8 for SD / SDXL / SD3 / Flux)."""
+    if hasattr(vae, "spacial_compression_encode"):
+        return int(vae.spacial_compression_encode())
+    return int(vae.downscale_ratio)
+
+
+def pad_to_multiple(image, hole_mask, multiple):
+    """Replicate-pad IMAGE [B, H, W, C] and hole mask [B, H, W] on the bottom/right to a multiple of
+    the VAE's scale (ComfyUI would crop instead); padded pixels count as known. Crop back with [:H, :W]."""
+    height, width = image.shape[1:3]
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    if pad_h == 0 and pad_w == 0:
+        return image, hole_mask
+    padded = F.pad(image.movedim(-1, 1), (0, pad_w, 0, pad_h), mode="replicate").movedim(1, -1)
+    return padded, F.pad(hole_mask, (0, pad_w, 0, pad_h), value=0.0)

@@ -1,0 +1,121 @@
+"""A Gaussian-mixture prior wrapped as a real ComfyUI MODEL, and a pass-through VAE.
+
+The MODEL is a `comfy.model_base.BaseModel` with ComfyUI's own EPS, V_PREDICTION or FLOW
+model_sampling: its "network" returns the ε, v or velocity that ComfyUI's calculate_denoised turns
+back into the exact E[x0 | x_σ]. So every sampler, node and graph runs unchanged on a prior whose
+posterior is known in closed form. The VAE maps IMAGE ↔ latent without loss (grey: the channel mean).
+"""
+import comfy.latent_formats
+import comfy.model_base
+import comfy.model_management
+import comfy.model_patcher
+import comfy.model_sampling
+import comfy.sd
+import comfy.supported_models_base
+import torch
+
+from ..solvers.gaussian_mixture import GaussianMixture
+from .comfy_compat import parameterisation_of
+
+PREDICTIONS = {"eps": "EPS", "v_prediction": "V_PREDICTION", "flow": "FLOW"}
+
+
+class MixtureLatentFormat(comfy.latent_formats.LatentFormat):
+    """Model space = VAE space (scale 1); previews show the channel mean as grey."""
+
+    def __init__(self, channels: int):
+        self.scale_factor = 1.0
+        self.latent_channels = channels
+        self.latent_rgb_factors = [[1.0 / channels] * 3 for _ in range(channels)]
+        self.latent_rgb_factors_bias = [0.0, 0.0, 0.0]
+
+
+class MixtureNetwork(torch.nn.Module):
+    """Holds the mixture as buffers, so ComfyUI's memory accounting and device moves see it."""
+
+    def __init__(self, mixture: GaussianMixture, latent_shape):
+        super().__init__()
+        self.latent_shape = tuple(latent_shape)
+        for name in ("weights", "means", "basis", "basis_var", "iso_var"):
+            self.register_buffer(name, getattr(mixture, name).clone())
+        self.dtype = torch.float32
+
+    def mixture(self) -> GaussianMixture:
+        return GaussianMixture(self.weights, self.means, self.basis, self.basis_var, self.iso_var)
+
+    def exact_denoised(self, x, sigma, param):
+        """E[x0 | x] per batch item; every item may carry its own σ."""
+        flat = x.reshape(x.shape[0], -1).to(self.means.device, torch.float64)
+        rows = [self.mixture().denoise(flat[i:i + 1], float(s), param) for i, s in enumerate(sigma.reshape(-1))]
+        return torch.cat(rows).reshape(x.shape).to(x.device, torch.float32)
+
+
+class MixtureBaseModel(comfy.model_base.BaseModel):
+    def apply_model(self, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={}, **kwargs):
+        sigma = t
+        x0 = self.diffusion_model.exact_denoised(x, sigma, parameterisation_of(self.model_sampling))
+        return self.model_sampling.calculate_denoised(sigma, self._network_output(sigma, x, x0), x)
+
+    def _network_output(self, sigma, x, x0):
+        """What an EPS / v / flow network would output for this x0 (inverse of calculate_denoised)."""
+        s = sigma.reshape(-1, *([1] * (x.ndim - 1))).to(x.dtype)
+        if isinstance(self.model_sampling, comfy.model_sampling.V_PREDICTION):
+            sigma_data = self.model_sampling.sigma_data
+            c_skip = sigma_data ** 2 / (s ** 2 + sigma_data ** 2)
+            c_out = s * sigma_data / (s ** 2 + sigma_data ** 2) ** 0.5
+            return (x * c_skip - x0) / c_out
+        return (x - x0) / s  # EPS and CONST: denoised = x − out·σ
+
+    def memory_required(self, input_shape, cond_shapes={}):
+        return 0
+
+
+def mixture_model(mixture: GaussianMixture, latent_shape, prediction: str = "eps", shift: float = 3.0):
+    """A ModelPatcher (the MODEL socket) sampling `mixture` over latents of shape [C, h, w]."""
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"prediction must be one of {list(PREDICTIONS)}, got {prediction!r}")
+    channels = latent_shape[0]
+
+    class MixtureConfig(comfy.supported_models_base.BASE):
+        unet_config = {"disable_unet_model_creation": True}
+        unet_extra_config = {}
+        sampling_settings = {"shift": shift} if prediction == "flow" else {}
+        latent_format = staticmethod(lambda: MixtureLatentFormat(channels))  # BASE instantiates it
+        memory_usage_factor = 0.0
+
+    config = MixtureConfig(MixtureConfig.unet_config)
+    model_type = getattr(comfy.model_base.ModelType, PREDICTIONS[prediction])
+    base_model = MixtureBaseModel(config, model_type=model_type)
+    base_model.diffusion_model = MixtureNetwork(mixture, latent_shape)
+    base_model.eval()
+    return comfy.model_patcher.ModelPatcher(base_model, load_device=comfy.model_management.get_torch_device(),
+                                            offload_device=comfy.model_management.unet_offload_device())
+
+
+class PassThroughAutoencoder(torch.nn.Module):
+    """encode: RGB in [−1, 1] → `channels` copies of the grey level; decode: grey → RGB."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.channels = channels
+        self.register_buffer("unit", torch.ones(1))  # so the patcher has something to move
+
+    def encode(self, pixels):
+        return pixels[:, :3].mean(1, keepdim=True).repeat(1, self.channels, 1, 1)
+
+    def decode(self, latent):
+        return latent.mean(1, keepdim=True).repeat(1, 3, 1, 1)
+
+
+def pass_through_vae(channels: int = 1) -> comfy.sd.VAE:
+    """A real comfy.sd.VAE whose autoencoder is exact on grey images (no down-sampling)."""
+    tiny = {"double_z": True, "z_channels": channels, "resolution": 8, "in_channels": 3, "out_ch": 3, "ch": 8,
+            "ch_mult": [1], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0}
+    vae = comfy.sd.VAE(sd={}, config={"params": {"embed_dim": channels, "ddconfig": tiny}})
+    vae.first_stage_model = PassThroughAutoencoder(channels).eval()
+    vae.patcher = comfy.model_patcher.ModelPatcher(vae.first_stage_model, load_device=vae.device,
+                                                   offload_device=comfy.model_management.vae_offload_device())
+    vae.downscale_ratio = vae.upscale_ratio = 1
+    vae.latent_channels = channels
+    vae.memory_used_encode = vae.memory_used_decode = lambda shape, dtype: 1024.0 * shape[2] * shape[3]
+    return vae

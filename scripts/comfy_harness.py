@@ -1,0 +1,166 @@
+"""Boot a ComfyUI engine in-process on the CPU, load this pack through ComfyUI's own custom-node
+loader, and validate / execute API prompts with ComfyUI's executor. Used by the tests, the main
+job and the benchmarks.
+
+Engine: upstream ComfyUI when COMFYUI_PATH names a checkout, else the PyPI fork `comfyui==0.0.1`.
+"""
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PACK_NAME = "comfyui_inverse_samplers"
+TEST_PACK = REPO_ROOT / "tests" / "tiny_nodes"
+_ENGINE = None
+
+
+class Engine:
+    def __init__(self, name, commit, node_mappings, pack, custom_nodes_dir):
+        self.name = name                  # "upstream" or "fork"
+        self.commit = commit
+        self.nodes = node_mappings        # NODE_CLASS_MAPPINGS of the whole engine
+        self.pack = pack                  # this pack's package, as ComfyUI imported it
+        self.custom_nodes_dir = custom_nodes_dir
+
+    def validate(self, prompt):
+        """(ok, message, node_errors) from the engine's own validate_prompt."""
+        if self.name == "upstream":
+            import execution
+            result = asyncio.run(execution.validate_prompt("validate", prompt, None))
+        else:
+            from comfy.cmd import execution
+            result = execution.validate_prompt(prompt)
+        return result[0], result[1], result[3]
+
+    def execute(self, prompt, output_dir=None):
+        """Run a prompt through PromptExecutor; returns the UI outputs {node_id: {...}}."""
+        ok, message, node_errors = self.validate(prompt)
+        if not ok:
+            raise RuntimeError(f"prompt failed validation: {message} {node_errors}")
+        if output_dir is not None:
+            self._folder_paths().set_output_directory(str(output_dir))
+        if self.name == "upstream":
+            import execution
+            executor = execution.PromptExecutor(_SilentServer(), cache_type=execution.CacheType.CLASSIC)
+            executor.execute(prompt, "run", {}, _output_ids(prompt, self.nodes))
+            if not executor.success:
+                raise RuntimeError(f"execution failed: {executor.status_messages}")
+            return executor.history_result["outputs"]
+        from comfy.cmd import execution
+        from comfy.distributed.server_stub import ServerStub
+        server = _RecordingStub(ServerStub)
+        executor = execution.PromptExecutor(server)
+        executor.execute(prompt, "run", {}, _output_ids(prompt, self.nodes))
+        if not executor.success:
+            raise RuntimeError(f"execution failed: {server.errors or executor.status_messages}")
+        return dict(executor.outputs_ui)
+
+    def _folder_paths(self):
+        if self.name == "upstream":
+            import folder_paths
+            return folder_paths
+        from comfy.cmd import folder_paths
+        return folder_paths
+
+
+class _SilentServer:
+    client_id = None
+    last_node_id = None
+    last_prompt_id = None
+
+    def send_sync(self, event, data, sid=None):
+        pass
+
+    def queue_updated(self):
+        pass
+
+
+def _RecordingStub(base):
+    class Stub(base):
+        def __init__(self):
+            super().__init__()
+            self.errors = []
+
+        def send_sync(self, event, data, sid=None):
+            if event == "execution_error":
+                self.errors.append(data)
+    return Stub()
+
+
+def _output_ids(prompt, node_mappings):
+    return [node_id for node_id, node in prompt.items()
+            if getattr(node_mappings[node["class_type"]], "OUTPUT_NODE", False)]
+
+
+def _ensure_torchvision_importable():
+    # ComfyUI imports torchvision.transforms at import time only (Cosmos / Cascade); PyPI's
+    # torchvision does not load beside the CPU torch wheel, so an import stub stands in.
+    try:
+        import torchvision  # noqa: F401
+    except Exception:
+        sys.modules.pop("torchvision", None)
+        sys.path.insert(0, str(REPO_ROOT / "scripts" / "stubs"))
+
+
+def _custom_nodes_dir(with_test_nodes):
+    folder = Path(tempfile.mkdtemp(prefix="inverse_custom_nodes_"))
+    (folder / PACK_NAME).symlink_to(REPO_ROOT, target_is_directory=True)
+    if with_test_nodes:
+        (folder / "inverse_test_nodes").symlink_to(TEST_PACK, target_is_directory=True)
+    return folder
+
+
+def _find_pack(custom_nodes_dir):
+    init_file = str(custom_nodes_dir / PACK_NAME / "__init__.py")
+    for module in list(sys.modules.values()):
+        if getattr(module, "__file__", None) == init_file:
+            return module
+    raise RuntimeError("the pack was not imported by ComfyUI's custom-node loader (see the log above)")
+
+
+def boot(with_test_nodes=True):
+    """Start the engine once per process and return it."""
+    global _ENGINE
+    if _ENGINE is not None:
+        return _ENGINE
+    _ensure_torchvision_importable()
+    upstream = os.environ.get("COMFYUI_PATH")
+    custom_nodes_dir = _custom_nodes_dir(with_test_nodes)
+    if upstream:
+        sys.path.insert(0, str(Path(upstream).resolve()))
+        import comfy.options
+        comfy.options.enable_args_parsing(False)
+        import comfy.cli_args
+        comfy.cli_args.args.cpu = True
+        import folder_paths
+        folder_paths.folder_names_and_paths["custom_nodes"] = ([str(custom_nodes_dir)], set())
+        import nodes
+        asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
+        mappings = nodes.NODE_CLASS_MAPPINGS
+        commit = _git_commit(upstream)
+        name = "upstream"
+    else:
+        import comfy.options
+        comfy.options.enable_args_parsing(False)
+        import comfy.cli_args
+        comfy.cli_args.args.cpu = True
+        from comfy.cmd import folder_paths
+        folder_paths.folder_names_and_paths["custom_nodes"] = folder_paths.FolderPathsTuple(
+            "custom_nodes", [str(custom_nodes_dir)], set())
+        from comfy.nodes.package import import_all_nodes_in_workspace
+        mappings = import_all_nodes_in_workspace().NODE_CLASS_MAPPINGS
+        commit = "comfyui==0.0.1 (PyPI)"
+        name = "fork"
+    _ENGINE = Engine(name, commit, mappings, _find_pack(custom_nodes_dir), custom_nodes_dir)
+    return _ENGINE
+
+
+def _git_commit(path):
+    try:
+        return subprocess.run(["git", "-C", path, "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except Exception:
+        return (Path(path) / ".git-commit").read_text().strip() if (Path(path) / ".git-commit").exists() else "unknown"

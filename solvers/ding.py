@@ -1,0 +1,144 @@
+"""DInG: decoupled inpainting guidance (Moufad et al., arXiv 2512.18365; spec: shared/docs/ding.md).
+
+Each reverse step σ_t → σ_s is an exact Gaussian posterior transition, per latent coordinate:
+
+1. prior DDIM-η bridge from x̂0 = D(x_t, σ_t):      μ = a_s·x̂0 + √(b_s² − η²)·ε̂_t,  std η     (ding.md §2 (1))
+2. an independent proxy z ~ N(μ, η²) and its noise estimate ε̂_z = (z − a_s·D(z, σ_s))/b_s    (§2 (2))
+3. the decoupled observation of x_s on the known set:  ỹ = a_s·y + b_s·ε̂_z,  std τ = a_s·σ_y (§2 (3))
+4. the product of the two Gaussians, sampled with fresh noise ξ₂                            (§2 (4))
+
+No gradient of the denoiser is ever taken. Transitions only target σ > 0; a schedule that ends
+in 0 finishes with one Tweedie step x̂0 = D(x, σ_last) (§2, pitfall 2).
+"""
+import math
+from typing import Callable, Optional
+
+import torch
+
+from .parameterisation import Parameterisation, as_scalar
+
+ETA_SCHEDULES = ("fm_square", "fm_sqrt", "ddpm", "ddim", "vp_native")
+VARIANTS = ("ding", "delayed")
+
+# denoise(x, sigma) -> x̂0, in the same coordinates as x
+Denoiser = Callable[[torch.Tensor, float], torch.Tensor]
+
+
+def relative_eta(schedule: str, param: Parameterisation, sigma_t: float, sigma_s: float,
+                 eta_scale: float = 1.0) -> float:
+    """ρ = η_s / b_s ∈ [0, 1], the bridge noise relative to the target noise level.
+
+    Written through ρ so that every schedule is invariant to rescaling the state (ding.md §5.1),
+    which gives VE models the flow-equivalent behaviour instead of η = 0 (pitfall 1).
+    """
+    if schedule == "fm_square":  # the paper's η = σ(1 − α): ρ = s in flow time
+        rho = param.flow_level(sigma_s)
+    elif schedule == "fm_sqrt":  # ablation (D): η = σ√(1 − α)
+        rho = math.sqrt(param.flow_level(sigma_s))
+    elif schedule in ("ddpm", "ddim"):
+        ratio = (param.signal_scale(sigma_t) * param.noise_scale(sigma_s)
+                 / (param.signal_scale(sigma_s) * param.noise_scale(sigma_t)))
+        rho = math.sqrt(max(0.0, 1.0 - ratio * ratio))
+        if schedule == "ddim":
+            rho *= 0.01
+    elif schedule == "vp_native":  # η = σ_vp(1 − α_vp) of the VP process with the same SNR
+        rho = 1.0 - 1.0 / math.sqrt(1.0 + param.ve_sigma(sigma_s) ** 2)
+    else:
+        raise ValueError(f"eta_schedule must be one of {ETA_SCHEDULES}, got {schedule!r}")
+    return min(1.0, max(0.0, eta_scale * rho))
+
+
+def prior_bridge(x: torch.Tensor, x0: torch.Tensor, sigma_t: float, sigma_s: float,
+                 param: Parameterisation, rho: float):
+    """Mean and std of the DDIM-η prior transition p(x_s | x_t) with x̂0 plugged in (ding.md §5.1)."""
+    b_s = param.noise_scale(sigma_s)
+    eta = rho * b_s
+    eps = param.noise_estimate(x, x0, sigma_t)
+    mean = param.signal_scale(sigma_s) * x0 + math.sqrt(max(0.0, b_s * b_s - eta * eta)) * eps
+    return mean, eta
+
+
+def posterior_moments(prior_mean: torch.Tensor, prior_std: float, target: torch.Tensor,
+                      target_std: float, observed_mask: torch.Tensor):
+    """Per-coordinate product N(x; μ, η²) · N(M·x; M·ỹ, τ²).
+
+    Precision P = 1/η² + M²/τ², mean (μ/η² + M²·ỹ/τ²)/P. Written with the gain
+    γ = M²η²/(M²η² + τ²), so that mean = μ + γ(ỹ − μ) and variance = η²(1 − γ): this form
+    stays finite for η → 0 and for τ = 0, and uses M² so soft masks are exact (pitfall 8).
+    """
+    weighted_prior = (observed_mask * observed_mask) * (prior_std * prior_std)
+    denominator = weighted_prior + target_std * target_std
+    gain = torch.where(denominator > 0, weighted_prior / denominator.clamp_min(1e-30),
+                       torch.zeros_like(denominator))
+    mean = prior_mean + gain * (target - prior_mean)
+    std = prior_std * torch.sqrt((1.0 - gain).clamp_min(0.0))
+    return mean, std
+
+
+def network_calls(sigmas, variant: str = "ding") -> int:
+    """Denoiser evaluations a run over `sigmas` costs: 2 per transition (1 when delayed) + 1 final."""
+    sigma_values = [as_scalar(s) for s in sigmas]
+    per_transition = 1 if variant == "delayed" else 2
+    calls = 0
+    for sigma_t, sigma_s in zip(sigma_values[:-1], sigma_values[1:]):
+        if sigma_s == sigma_t:
+            continue
+        calls += per_transition if sigma_s > 0 else 1
+    return calls
+
+
+def _standard_normal(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    # drawn on the generator's device (CPU) so a seed gives the same numbers on every device
+    return torch.randn(like.shape, generator=generator, dtype=torch.float32).to(like.device, like.dtype)
+
+
+def sample_ding(denoise: Denoiser, x: torch.Tensor, sigmas, observation: torch.Tensor,
+                observed_mask: torch.Tensor, param: Parameterisation, generator: torch.Generator, *,
+                obs_std: float = 0.01, eta_schedule: str = "fm_square", eta_scale: float = 1.0,
+                variant: str = "ding", callback: Optional[Callable] = None,
+                check_interrupt: Optional[Callable[[], None]] = None) -> torch.Tensor:
+    """Run DInG over `sigmas` (descending) from the state `x` at sigmas[0].
+
+    observation: y in the latent coordinates of x̂0 (clean, not noised); observed_mask: M ∈ [0, 1]
+    broadcastable to x, 1 = known. Returns x at sigmas[-1], or the final x̂0 when sigmas[-1] = 0.
+    callback(i, x, x0, sigma) is called once per step.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    work_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    x = x.to(work_dtype)
+    y = observation.to(x.device, work_dtype)
+    mask = observed_mask.to(x.device, work_dtype)
+    sigma_values = [as_scalar(s) for s in sigmas]
+
+    def denoised(state, sigma):
+        return denoise(state, sigma).to(work_dtype)
+
+    for i, (sigma_t, sigma_s) in enumerate(zip(sigma_values[:-1], sigma_values[1:])):
+        if check_interrupt is not None:
+            check_interrupt()
+        if sigma_s == sigma_t:
+            continue
+        x0 = denoised(x, sigma_t)
+        if sigma_s <= 0:  # final Tweedie step: transitions never target σ = 0
+            x = x0
+        else:
+            x = _ding_transition(denoised, x, x0, sigma_t, sigma_s, y, mask, param, generator,
+                                 obs_std, relative_eta(eta_schedule, param, sigma_t, sigma_s, eta_scale),
+                                 variant)
+        if callback is not None:
+            callback(i, x, x0, sigma_t)
+    return x
+
+
+def _ding_transition(denoised, x, x0, sigma_t, sigma_s, y, mask, param, generator, obs_std, rho, variant):
+    prior_mean, prior_std = prior_bridge(x, x0, sigma_t, sigma_s, param, rho)
+    if variant == "delayed":  # one NFE: the noise estimate of the current state, one level stale (§3)
+        noise_guess = param.noise_estimate(x, x0, sigma_t)
+    else:
+        proxy = prior_mean + prior_std * _standard_normal(x, generator)
+        noise_guess = param.noise_estimate(proxy, denoised(proxy, sigma_s), sigma_s)
+    target = param.signal_scale(sigma_s) * y + param.noise_scale(sigma_s) * noise_guess
+    target_std = param.signal_scale(sigma_s) * obs_std
+    mean, std = posterior_moments(prior_mean, prior_std, target, target_std, mask)
+    return mean + std * _standard_normal(x, generator)

@@ -1,0 +1,71 @@
+"""Pixel masks to latent observation masks, and the feathered pixel paste-back.
+
+Conventions: a *hole* mask is ComfyUI's MASK (1 = regenerate); an *observed* mask is DInG's M
+(1 = known). Pixel masks are [B, H, W]; latent masks are [B, 1, h, w].
+"""
+import math
+
+import kornia
+import torch
+import torch.nn.functional as F
+
+MASK_MODES = ("threshold", "soft")
+
+
+def observed_fraction(hole_mask: torch.Tensor, latent_size) -> torch.Tensor:
+    """Share of known pixels under each latent cell: antialiased bilinear down-sampling (ding.md §4)."""
+    observed = (1.0 - hole_mask.to(torch.float32))[:, None]
+    if tuple(observed.shape[-2:]) == tuple(latent_size):
+        return observed
+    return F.interpolate(observed, size=tuple(latent_size), mode="bilinear", antialias=True,
+                         align_corners=False).clamp(0.0, 1.0)
+
+
+def grow_hole(observed_mask: torch.Tensor, cells: int) -> torch.Tensor:
+    """Dilate the unknown region by `cells` latent cells (a max-pool on the hole)."""
+    if cells <= 0:
+        return observed_mask
+    hole = F.max_pool2d(1.0 - observed_mask, kernel_size=2 * cells + 1, stride=1, padding=cells)
+    return 1.0 - hole
+
+
+def gaussian_blur(mask: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur of a [B, 1, h, w] mask, border replicated."""
+    if sigma <= 0:
+        return mask
+    radius = max(1, math.ceil(3 * sigma))
+    return kornia.filters.gaussian_blur2d(mask, (2 * radius + 1, 2 * radius + 1), (sigma, sigma),
+                                          border_type="replicate")
+
+
+def latent_observed_mask(hole_mask: torch.Tensor, latent_size, mode: str = "threshold",
+                         threshold: float = 0.95, grow: int = 0, feather: float = 0.0) -> torch.Tensor:
+    """DInG's M at latent resolution from a pixel hole mask.
+
+    threshold: a cell is known only if at least `threshold` of its pixels are known (the hole grows,
+    as in the reference); soft: M is that fraction itself. `feather` (in cells) then softens the
+    known side of the border only: M ← min(M, blur(M)), so no hole cell ever becomes known.
+    """
+    if mode not in MASK_MODES:
+        raise ValueError(f"mask mode must be one of {MASK_MODES}, got {mode!r}")
+    fraction = observed_fraction(hole_mask, latent_size)
+    observed = (fraction >= threshold).to(torch.float32) if mode == "threshold" else fraction
+    observed = grow_hole(observed, grow)
+    return torch.minimum(observed, gaussian_blur(observed, feather))
+
+
+def paste_weights(hole_mask: torch.Tensor, feather_px: float) -> torch.Tensor:
+    """Per-pixel weight of the generated image in a paste-back, [B, H, W, 1].
+
+    w = min(hole, blur(hole)): the ramp lies inside the hole, and w = 0 wherever hole = 0, so
+    every known pixel of the input comes back bit for bit.
+    """
+    hole = hole_mask.to(torch.float32)[:, None]
+    return torch.minimum(hole, gaussian_blur(hole, feather_px))[:, 0, :, :, None]
+
+
+def paste_back(original: torch.Tensor, generated: torch.Tensor, hole_mask: torch.Tensor,
+               feather_px: float) -> torch.Tensor:
+    """Composite IMAGEs [B, H, W, C]: original where known, generated in the (feathered) hole."""
+    weight = paste_weights(hole_mask, feather_px).to(original.dtype)
+    return torch.where(weight > 0, original * (1 - weight) + generated * weight, original)
