@@ -10,8 +10,8 @@ class FacePriorLoader:
                    "(scikit-image's LFW subset), with an exact denoiser and a lossless grey VAE. Also returns "
                    "held-out faces and demo masks to inpaint. Its exact posterior is known, so results can be checked.")
     CATEGORY = "sampling/inverse/demo"
-    RETURN_TYPES = ("MODEL", "VAE", "IMAGE", "MASK")
-    RETURN_NAMES = ("model", "vae", "faces", "masks")
+    RETURN_TYPES = ("MODEL", "VAE", "IMAGE", "MASK", "CONDITIONING")
+    RETURN_NAMES = ("model", "vae", "faces", "masks", "conditioning")
     FUNCTION = "load"
 
     @classmethod
@@ -25,4 +25,5 @@ class FacePriorLoader:
         size = face_prior.FACE_SIZE
         model = mixture_model(face_prior.face_mixture(), (1, size, size), prediction)
         images = face_prior.held_out_faces()[:faces].to(torch.float32)[..., None].repeat(1, 1, 1, 3)
-        return (model, pass_through_vae(1), images, face_prior.demo_hole_masks(faces))
+        no_prompt = [[torch.zeros(1, 1, 1), {}]]  # the prior takes no text; samplers still want a CONDITIONING
+        return (model, pass_through_vae(1), images, face_prior.demo_hole_masks(faces), no_prompt)

@@ -5,6 +5,8 @@ model_sampling: its "network" returns the ε, v or velocity that ComfyUI's calcu
 back into the exact E[x0 | x_σ]. So every sampler, node and graph runs unchanged on a prior whose
 posterior is known in closed form. The VAE maps IMAGE ↔ latent without loss (grey: the channel mean).
 """
+import logging
+
 import comfy.latent_formats
 import comfy.model_base
 import comfy.model_management
@@ -109,9 +111,13 @@ class PassThroughAutoencoder(torch.nn.Module):
 
 def pass_through_vae(channels: int = 1) -> comfy.sd.VAE:
     """A real comfy.sd.VAE whose autoencoder is exact on grey images (no down-sampling)."""
-    tiny = {"double_z": True, "z_channels": channels, "resolution": 8, "in_channels": 3, "out_ch": 3, "ch": 8,
+    tiny = {"double_z": True, "z_channels": channels, "resolution": 8, "in_channels": 3, "out_ch": 3, "ch": 32,
             "ch_mult": [1], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0}
-    vae = comfy.sd.VAE(sd={}, config={"params": {"embed_dim": channels, "ddconfig": tiny}})
+    logging.disable(logging.WARNING)  # the throw-away autoencoder has no weights; ComfyUI would list them all
+    try:
+        vae = comfy.sd.VAE(sd={}, config={"params": {"embed_dim": channels, "ddconfig": tiny}})
+    finally:
+        logging.disable(logging.NOTSET)
     vae.first_stage_model = PassThroughAutoencoder(channels).eval()
     vae.patcher = comfy.model_patcher.ModelPatcher(vae.first_stage_model, load_device=vae.device,
                                                    offload_device=comfy.model_management.vae_offload_device())

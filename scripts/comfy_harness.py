@@ -47,7 +47,7 @@ class Engine:
             executor = execution.PromptExecutor(_SilentServer(), cache_type=execution.CacheType.CLASSIC)
             executor.execute(prompt, "run", {}, _output_ids(prompt, self.nodes))
             if not executor.success:
-                raise RuntimeError(f"execution failed: {executor.status_messages}")
+                raise RuntimeError(f"execution failed: {_error_summary(executor.status_messages)}")
             return executor.history_result["outputs"]
         from comfy.cmd import execution
         from comfy.distributed.server_stub import ServerStub
@@ -55,7 +55,7 @@ class Engine:
         executor = execution.PromptExecutor(server)
         executor.execute(prompt, "run", {}, _output_ids(prompt, self.nodes))
         if not executor.success:
-            raise RuntimeError(f"execution failed: {server.errors or executor.status_messages}")
+            raise RuntimeError(f"execution failed: {_error_summary(server.errors or executor.status_messages)}")
         return dict(executor.outputs_ui)
 
     def _folder_paths(self):
@@ -64,6 +64,14 @@ class Engine:
             return folder_paths
         from comfy.cmd import folder_paths
         return folder_paths
+
+
+def _error_summary(messages):
+    for message in messages:
+        data = message[1] if isinstance(message, (list, tuple)) else message
+        if isinstance(data, dict) and "exception_message" in data:
+            return f"{data.get('node_type')} (node {data.get('node_id')}): {data['exception_message']}"
+    return str(messages)
 
 
 class _SilentServer:

@@ -1,4 +1,146 @@
-"""Test-only ComfyUI nodes (never registered by the pack itself): tiny random models of every
-family and stand-ins for the loaders, so the example workflows execute with no weights."""
-NODE_CLASS_MAPPINGS = {}
+"""Test-only ComfyUI nodes (never registered by the pack itself): tiny randomly initialised models of
+every family, and stand-ins for the checkpoint / text-encoder / image loaders, so the example
+workflows execute with no weights. Recipes: shared/docs/comfyui_cpu.md §6.2."""
+import hashlib
+import logging
+
+import comfy.latent_formats
+import comfy.model_base
+import comfy.model_management as mm
+import comfy.model_patcher
+import comfy.sd
+import comfy.supported_models as SM
+import comfy.supported_models_base
+import torch
+
+UNET = {"image_size": 32, "model_channels": 32, "num_res_blocks": [1, 1], "channel_mult": [1, 2],
+        "transformer_depth": [1, 1], "transformer_depth_output": [1, 1, 1, 1], "transformer_depth_middle": 1,
+        "context_dim": 32, "use_spatial_transformer": True, "use_linear_in_transformer": True, "legacy": False,
+        "adm_in_channels": None, "dtype": torch.float32, "use_temporal_resblock": False,
+        "use_temporal_attention": False, "num_heads": -1, "num_head_channels": 16}
+FAMILIES = ("sd15", "sd2_v", "unet_flow", "sd3", "flux")
+CHANNELS = {"sd15": 4, "sd2_v": 4, "unet_flow": 16, "sd3": 16, "flux": 16}
+
+
+def _fill(module, seed):
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in module.named_parameters():
+            if param.ndim > 1:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.02)
+            else:
+                param.fill_(1.0 if name.endswith("weight") else 0.0)
+    return module
+
+
+def _unet_config(channels, **extra):
+    return dict(UNET, in_channels=channels, out_channels=channels, **extra)
+
+
+def tiny_base_model(family):
+    if family == "sd15":
+        return SM.SD15(_unet_config(4)).get_model({})
+    if family == "sd2_v":
+        config = SM.SD20(_unet_config(4, model_channels=64, num_head_channels=64))
+        return comfy.model_base.BaseModel(config, model_type=comfy.model_base.ModelType.V_PREDICTION)
+    if family == "unet_flow":
+        class UNetOnFlow(comfy.supported_models_base.BASE):
+            latent_format = comfy.latent_formats.SD3
+            sampling_settings = {"shift": 3.0}
+            unet_extra_config = {}
+
+            def inpaint_model(self):
+                return False
+        return comfy.model_base.BaseModel(UNetOnFlow(_unet_config(16)), model_type=comfy.model_base.ModelType.FLOW)
+    if family == "sd3":
+        return SM.SD3({"in_channels": 16, "out_channels": 16, "patch_size": 2, "depth": 2, "adm_in_channels": 32,
+                       "context_embedder_config": {"target": "torch.nn.Linear",
+                                                   "params": {"in_features": 32, "out_features": 128}},
+                       "pos_embed_max_size": 16, "num_patches": 256, "pos_embed_scaling_factor": None}).get_model({})
+    if family == "flux":
+        if not hasattr(SM, "Flux"):
+            raise ValueError("tiny flux: this ComfyUI engine has no Flux support")
+        return SM.Flux({"image_model": "flux", "in_channels": 16, "out_channels": 16, "vec_in_dim": 32,
+                        "context_in_dim": 32, "hidden_size": 64, "mlp_ratio": 2.0, "num_heads": 2, "depth": 1,
+                        "depth_single_blocks": 1, "axes_dim": [8, 12, 12], "theta": 10000, "patch_size": 2,
+                        "qkv_bias": True, "guidance_embed": True}).get_model({})
+    raise ValueError(f"unknown tiny family {family!r}; one of {FAMILIES}")
+
+
+def tiny_model(family, seed=0):
+    base = tiny_base_model(family)
+    _fill(base.diffusion_model, seed)
+    return comfy.model_patcher.ModelPatcher(base, load_device=mm.get_torch_device(),
+                                            offload_device=mm.unet_offload_device())
+
+
+def tiny_vae(channels, seed=0):
+    ddconfig = {"double_z": True, "z_channels": channels, "resolution": 64, "in_channels": 3, "out_ch": 3, "ch": 32,
+                "ch_mult": [1, 1, 1, 1], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0}
+    logging.disable(logging.WARNING)  # random weights: ComfyUI would list every "missing" key
+    try:
+        vae = comfy.sd.VAE(sd={}, config={"params": {"embed_dim": channels, "ddconfig": ddconfig}})
+    finally:
+        logging.disable(logging.NOTSET)
+    vae.latent_channels = channels
+    _fill(vae.first_stage_model, seed + 1)
+    return vae
+
+
+def tiny_conditioning(text, batch=1):
+    seed = int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
+    generator = torch.Generator().manual_seed(seed)
+    return [[torch.randn(batch, 77, 32, generator=generator),
+             {"pooled_output": torch.randn(batch, 32, generator=generator), "guidance": 3.5}]]
+
+
+class TinyCheckpointLoader:
+    """Stands in for CheckpointLoaderSimple: (MODEL, CLIP, VAE) of a tiny random model."""
+    RETURN_TYPES = ("MODEL", "CLIP", "VAE")
+    FUNCTION = "load"
+    CATEGORY = "_for_testing"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"family": (list(FAMILIES),), "seed": ("INT", {"default": 0, "min": 0})}}
+
+    def load(self, family, seed):
+        return (tiny_model(family, seed), {"family": family}, tiny_vae(CHANNELS[family], seed))
+
+
+class TinyTextEncode:
+    """Stands in for CLIPTextEncode: a fixed random conditioning per text."""
+    RETURN_TYPES = ("CONDITIONING",)
+    FUNCTION = "encode"
+    CATEGORY = "_for_testing"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"clip": ("CLIP",), "text": ("STRING", {"default": ""})}}
+
+    def encode(self, clip, text):
+        return (tiny_conditioning(text),)
+
+
+class TinyLoadImage:
+    """Stands in for LoadImage: a smooth test image and a box mask (1 = inpaint)."""
+    RETURN_TYPES = ("IMAGE", "MASK")
+    FUNCTION = "load"
+    CATEGORY = "_for_testing"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"size": ("INT", {"default": 64, "min": 8}), "batch": ("INT", {"default": 1, "min": 1})}}
+
+    def load(self, size, batch):
+        grid = torch.linspace(0, 1, size)
+        image = torch.stack([grid[None].expand(size, size), grid[:, None].expand(size, size),
+                             0.5 * torch.ones(size, size)], -1)
+        mask = torch.zeros(size, size)
+        mask[size // 4: 3 * size // 4, size // 4: 3 * size // 4] = 1.0
+        return (image[None].repeat(batch, 1, 1, 1), mask[None].repeat(batch, 1, 1))
+
+
+NODE_CLASS_MAPPINGS = {"TinyCheckpointLoader": TinyCheckpointLoader, "TinyTextEncode": TinyTextEncode,
+                       "TinyLoadImage": TinyLoadImage}
 NODE_DISPLAY_NAME_MAPPINGS = {}
