@@ -3,12 +3,22 @@ import logging
 
 import comfy.sample
 import comfy.samplers
+import torch
 
 from ..solvers import ding, masks
 from . import comfy_compat, inputs
 from .ding_sampler import ding_options_inputs, sample_ding_comfy
 
 log = logging.getLogger("inverse_samplers")
+
+
+def encode_reproducibly(vae, pixels, seed):
+    """VAE.encode, with any sampling it does (the PyPI fork draws from the posterior) tied to the
+    seed; the global RNG state is restored afterwards."""
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        return vae.encode(pixels)
 
 
 class DInGInpaint:
@@ -56,7 +66,7 @@ class DInGInpaint:
         comfy_compat.parameterisation_of(comfy_compat.model_sampling_of(model))
         rgb = image[..., :3]
         padded, padded_hole = inputs.pad_to_multiple(rgb, hole, inputs.vae_scale(vae))
-        latent = vae.encode(padded)
+        latent = encode_reproducibly(vae, padded, seed)
         if float(hole.max()) <= 0:
             log.warning("DInG inpaint: the mask is empty (nothing to inpaint); returning the input image unchanged.")
             return (image, {"samples": latent}, "DInG: empty mask, nothing inpainted (0 network calls)")

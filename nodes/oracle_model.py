@@ -48,8 +48,12 @@ class MixtureNetwork(torch.nn.Module):
     def exact_denoised(self, x, sigma, param):
         """E[x0 | x] per batch item; every item may carry its own σ."""
         flat = x.reshape(x.shape[0], -1).to(self.means.device, torch.float64)
-        rows = [self.mixture().denoise(flat[i:i + 1], float(s), param) for i, s in enumerate(sigma.reshape(-1))]
-        return torch.cat(rows).reshape(x.shape).to(x.device, torch.float32)
+        sigmas = sigma.reshape(-1).expand(x.shape[0]).to(torch.float64).cpu()
+        out = torch.empty_like(flat)
+        for level in sigmas.unique():
+            rows = sigmas == level
+            out[rows] = self.mixture().denoise(flat[rows], float(level), param)
+        return out.reshape(x.shape).to(x.device, torch.float32)
 
 
 class MixtureBaseModel(comfy.model_base.BaseModel):

@@ -57,11 +57,18 @@ def latent_observed_mask(hole_mask: torch.Tensor, latent_size, mode: str = "thre
 def paste_weights(hole_mask: torch.Tensor, feather_px: float) -> torch.Tensor:
     """Per-pixel weight of the generated image in a paste-back, [B, H, W, 1].
 
-    w = min(hole, blur(hole)): the ramp lies inside the hole, and w = 0 wherever hole = 0, so
-    every known pixel of the input comes back bit for bit.
+    A linear ramp over `feather_px` pixels inside the hole (chessboard distance to the nearest
+    known pixel), times the hole value: w = 0 wherever hole = 0, so every known pixel of the
+    input comes back bit for bit, and w reaches the hole value `feather_px` pixels in.
     """
     hole = hole_mask.to(torch.float32)[:, None]
-    return torch.minimum(hole, gaussian_blur(hole, feather_px))[:, 0, :, :, None]
+    width = int(round(feather_px))
+    known = (hole <= 0).to(torch.float32)
+    ramp = torch.zeros_like(hole)
+    for _ in range(max(width, 1)):  # ramp = share of the first `width` erosions of the hole still covering
+        ramp += 1.0 - known
+        known = F.max_pool2d(known, kernel_size=3, stride=1, padding=1)
+    return (hole * ramp / max(width, 1))[:, 0, :, :, None]
 
 
 def paste_back(original: torch.Tensor, generated: torch.Tensor, hole_mask: torch.Tensor,

@@ -1,0 +1,35 @@
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+
+import comfy_harness  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def engine():
+    return comfy_harness.boot(with_test_nodes=True)
+
+
+@pytest.fixture(scope="session")
+def pack(engine):
+    """The pack's modules, as ComfyUI's custom-node loader imported them."""
+    class Modules:
+        def __getattr__(self, dotted):
+            return importlib.import_module(f"{engine.pack.__name__}.{dotted.replace('__', '.')}")
+    return Modules()
+
+
+@pytest.fixture(scope="session")
+def tiny(engine):
+    return next(m for name, m in sys.modules.items() if name.endswith("inverse_test_nodes"))
+
+
+@pytest.fixture
+def generator():
+    return torch.Generator().manual_seed(1234)
