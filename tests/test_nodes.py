@@ -1,5 +1,7 @@
 """The DInG nodes inside ComfyUI: every model family, SamplerCustom and SamplerCustomAdvanced,
 batches, seeds, progress, interruption, clear errors, and fidelity outside the mask."""
+import importlib
+
 import comfy.model_management
 import pytest
 import torch
@@ -101,7 +103,7 @@ def test_known_pixels_stay_within_vae_round_trip_and_paste_back_is_exact(engine,
     assert torch.equal(pasted[known], faces[known])
     # a tiny random VAE: outside the mask the error stays at the VAE round trip's own level
     model, _, vae = tiny_family(engine, tiny, "sd15")
-    image, mask = tiny.TinyLoadImage().load(64, 1)
+    image, mask = tiny.TinyLoadImage().load(128, 1)
     round_trip = vae.decode(vae.encode(image))
     out = inpaint(engine, model, vae, image, mask, tiny.tiny_conditioning("a"))[0]
     far = torch.nn.functional.max_pool2d(mask[:, None], 33, 1, 16)[:, 0] == 0  # beyond the decoder's reach
@@ -135,8 +137,7 @@ def test_interrupt_stops_sampling(engine):
     try:  # upstream keeps the exception in model_management, the fork in comfy.interruption
         interrupted = comfy.model_management.InterruptProcessingException
     except AttributeError:
-        import comfy.interruption
-        interrupted = comfy.interruption.InterruptProcessingException
+        interrupted = importlib.import_module("comfy.interruption").InterruptProcessingException
     comfy.model_management.interrupt_current_processing(True)
     try:
         with pytest.raises(interrupted):
