@@ -1,0 +1,125 @@
+"""DInG against ComfyUI's built-in inpainting, all measured in this run.
+
+1. Oracle (exact Gaussian-mixture prior, through SamplerCustom): sliced W2 of the hidden region to
+   the exact posterior, with the noise floor (two exact sample sets), and the network calls (NFE),
+   at equal steps and, for the baselines, also at DInG's NFE.
+2. Tiny SD1.5-like UNet (random weights, 512x512 px, batch 1): wall time and peak memory growth of the
+   sampling call, as ratios to plain euler at the same steps.
+
+Run: .venv/bin/python benchmarks/bench_ding.py   (COMFYUI_PATH=... to use upstream ComfyUI)
+"""
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import comfy_harness  # noqa: E402
+from oracle_problems import PROBLEMS, hidden_coordinates, oracle_problem, sample_with_sampler_custom  # noqa: E402
+
+N_SAMPLES = 400
+STEPS = 20
+
+
+class PeakMemory:
+    """Peak resident-set growth of this process while the block runs (polled every 2 ms)."""
+
+    def __enter__(self):
+        self.process, self.running = psutil.Process(), True
+        self.start = self.peak = self.process.memory_info().rss
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
+        return self
+
+    def _poll(self):
+        while self.running:
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(0.002)
+
+    def __exit__(self, *exc):
+        self.running = False
+        self.thread.join()
+        self.growth = self.peak - self.start
+
+
+def oracle_table(engine, pack):
+    import importlib
+    ding = importlib.import_module(f"{engine.pack.__name__}.solvers.ding")
+    oracle = importlib.import_module(f"{engine.pack.__name__}.nodes.oracle_model")
+    metrics = importlib.import_module(f"{engine.pack.__name__}.solvers.metrics")
+    ding_calls = ding.network_calls(torch.linspace(1, 0, STEPS + 1), "ding")
+    rows = []
+    for prediction in ("eps", "v_prediction", "flow"):
+        for problem in PROBLEMS:
+            mixture, observation, observed, posterior = oracle_problem(pack, problem)
+            model = oracle.mixture_model(mixture, observation.shape[1:], prediction)
+            generator = torch.Generator().manual_seed(0)
+            hidden = hidden_coordinates(observed)
+            exact = posterior.sample(N_SAMPLES, generator)[:, hidden]
+            floor = metrics.sliced_wasserstein(exact, posterior.sample(N_SAMPLES, generator)[:, hidden], generator)
+            runs = [("DInG", engine.nodes["InverseDInGSampler"]().get_sampler("ding", "fm_square", 1.0, 0.01)[0], STEPS, ding_calls),
+                    ("DInG delayed", engine.nodes["InverseDInGSampler"]().get_sampler("delayed", "fm_square", 1.0, 0.01)[0], STEPS, STEPS)]
+            for name in ("euler", "euler_ancestral"):
+                sampler = engine.nodes["KSamplerSelect"]().get_sampler(name)[0]
+                runs += [(f"ComfyUI {name}", sampler, STEPS, STEPS), (f"ComfyUI {name}", sampler, ding_calls, ding_calls)]
+            for label, sampler, steps, calls in runs:
+                samples = sample_with_sampler_custom(engine, model, sampler, observation, observed, N_SAMPLES, steps, 1)
+                distance = metrics.sliced_wasserstein(samples[:, hidden], exact, generator)
+                rows.append((prediction, problem, label, steps, calls, float(distance), float(floor)))
+    print("\n| sampling | problem | sampler | steps | NFE | sliced W2 to exact posterior | noise floor |")
+    print("|---|---|---|---|---|---|---|")
+    for prediction, problem, label, steps, calls, distance, floor in rows:
+        print(f"| {prediction} | {problem} | {label} | {steps} | {calls} | {distance:.3f} | {floor:.3f} |")
+
+
+def cost_table(engine):
+    tiny = next(m for name, m in sys.modules.items() if name.endswith("inverse_test_nodes"))
+    model, _, vae = tiny.TinyCheckpointLoader().load("sd15", 0)
+    image, mask = tiny.TinyLoadImage().load(512, 1)
+    cond = tiny.tiny_conditioning("bench")
+    latent = engine.nodes["SetLatentNoiseMask"]().set_mask(engine.nodes["VAEEncode"]().encode(vae, image)[0], mask)[0]
+    sigmas = engine.nodes["BasicScheduler"]().get_sigmas(model, "normal", STEPS, 1.0)[0]
+    samplers = {"ComfyUI euler (plain)": engine.nodes["KSamplerSelect"]().get_sampler("euler")[0],
+                "ComfyUI euler_ancestral": engine.nodes["KSamplerSelect"]().get_sampler("euler_ancestral")[0],
+                "DInG": engine.nodes["InverseDInGSampler"]().get_sampler("ding", "fm_square", 1.0, 0.01)[0],
+                "DInG delayed": engine.nodes["InverseDInGSampler"]().get_sampler("delayed", "fm_square", 1.0, 0.01)[0]}
+    sampler_custom = engine.nodes["SamplerCustom"]()
+    sampler_custom.sample(model, True, 0, 1.0, cond, cond, samplers["DInG"], sigmas[:3], latent)  # warm-up
+    results = {}
+    with torch.inference_mode():
+        for label, sampler in samplers.items():
+            times, growth = [], []
+            for repeat in range(3):
+                with PeakMemory() as memory:
+                    start = time.perf_counter()
+                    sampler_custom.sample(model, True, repeat, 1.0, cond, cond, sampler, sigmas, latent)
+                    times.append(time.perf_counter() - start)
+                growth.append(memory.growth)
+            results[label] = (min(times), max(growth))
+    base_time, base_memory = results["ComfyUI euler (plain)"]
+    print(f"\nTiny SD1.5 UNet, 512x512 px, {STEPS} steps, CPU ({torch.get_num_threads()} threads); best of 3 runs")
+    print("| sampler | wall time (s) | time / euler | peak RSS growth (MiB) | memory / euler |")
+    print("|---|---|---|---|---|")
+    for label, (seconds, grown) in results.items():
+        print(f"| {label} | {seconds:.2f} | {seconds / base_time:.2f} | {grown / 2**20:.1f} | "
+              f"{grown / max(base_memory, 1):.2f} |")
+
+
+def main():
+    engine = comfy_harness.boot(with_test_nodes=True)
+
+    class Modules:
+        def __getattr__(self, dotted):
+            import importlib
+            return importlib.import_module(f"{engine.pack.__name__}.{dotted.replace('__', '.')}")
+    print(f"engine: {engine.name} ({engine.commit})")
+    oracle_table(engine, Modules())
+    cost_table(engine)
+
+
+if __name__ == "__main__":
+    main()
