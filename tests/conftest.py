@@ -10,10 +10,14 @@ sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
 import comfy_harness  # noqa: E402
 
+# Booted before test modules are imported: they import comfy.*, which must see the CPU setting and,
+# for upstream, the COMFYUI_PATH checkout on sys.path.
+ENGINE = comfy_harness.boot(with_test_nodes=True)
+
 
 @pytest.fixture(scope="session")
 def engine():
-    return comfy_harness.boot(with_test_nodes=True)
+    return ENGINE
 
 
 @pytest.fixture(scope="session")
