@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
-exec .venv/bin/python scripts/run_demo.py "$@"
+exec "$([ -n "${COMFYUI_PATH:-}" ] && echo .venv-upstream || echo .venv)/bin/python" scripts/run_demo.py "$@"

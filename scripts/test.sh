@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
-exec .venv/bin/python -m pytest -c tests/pytest.ini --rootdir=tests tests "$@"
+exec "$([ -n "${COMFYUI_PATH:-}" ] && echo .venv-upstream || echo .venv)/bin/python" -m pytest -c tests/pytest.ini --rootdir=tests tests "$@"
