@@ -3,10 +3,12 @@
 1. Oracle (exact Gaussian-mixture prior, through SamplerCustom): sliced W2 of the hidden region to
    the exact posterior, with the noise floor (two exact sample sets), and the network calls (NFE),
    at equal steps and, for the baselines, also at DInG's NFE.
+   With LANPAINT_PATH=<LanPaint checkout> (upstream ComfyUI only), LanPaint runs on the same
+   problems through its LanPaint_SamplerCustom node at DInG's number of network calls.
 2. Tiny SD1.5-like UNet (random weights, 512x512 px, batch 1): wall time and peak memory growth of the
    sampling call, as ratios to plain euler at the same steps.
 
-Run: .venv/bin/python benchmarks/bench_ding.py   (COMFYUI_PATH=... to use upstream ComfyUI)
+Run: .venv/bin/python benchmarks/bench_ding.py [--oracle-only]   (COMFYUI_PATH=... to use upstream ComfyUI)
 """
 import sys
 import threading
@@ -70,10 +72,37 @@ def oracle_table(engine, pack):
                 samples = sample_with_sampler_custom(engine, model, sampler, observation, observed, N_SAMPLES, steps, 1)
                 distance = metrics.sliced_wasserstein(samples[:, hidden], exact, generator)
                 rows.append((prediction, problem, label, steps, calls, float(distance), float(floor)))
+            for thinking_steps in (2, 5) if "LanPaint_SamplerCustom" in engine.nodes else ():
+                steps, calls, samples = lanpaint_samples(engine, model, observation, observed, ding_calls, thinking_steps)
+                distance = metrics.sliced_wasserstein(samples[:, hidden], exact, generator)
+                rows.append((prediction, problem, f"LanPaint ({thinking_steps} thinking steps)", steps, calls,
+                             float(distance), float(floor)))
     print("\n| sampling | problem | sampler | steps | NFE | sliced W2 to exact posterior | noise floor |")
     print("|---|---|---|---|---|---|---|")
     for prediction, problem, label, steps, calls, distance, floor in rows:
         print(f"| {prediction} | {problem} | {label} | {steps} | {calls} | {distance:.3f} | {floor:.3f} |")
+
+
+def lanpaint_samples(engine, model, observation, observed, target_calls, thinking_steps=2):
+    """LanPaint through its own SamplerCustom node, with as many steps as fit in `target_calls`."""
+    from oracle_problems import NO_PROMPT
+    counted, calls = model.clone(), []
+    counted.set_model_unet_function_wrapper(
+        lambda apply, args: calls.append(1) or apply(args["input"], args["timestep"], **args["c"]))
+    lanpaint, euler = engine.nodes["LanPaint_SamplerCustom"](), engine.nodes["KSamplerSelect"]().get_sampler("euler")[0]
+
+    def run(steps, n):
+        sigmas = engine.nodes["BasicScheduler"]().get_sigmas(counted, "normal", steps, 1.0)[0]
+        latent = {"samples": observation.repeat(n, 1, 1, 1), "noise_mask": (1.0 - observed)[None]}
+        calls.clear()
+        out = lanpaint.sample(counted, euler, sigmas, True, 1, 1.0, NO_PROMPT, NO_PROMPT, latent, thinking_steps,
+                              "Image First")[0]["samples"]
+        return len(calls), out.reshape(n, -1).double()
+
+    per_step = run(10, 2)[0] / 10
+    steps = max(1, round(target_calls / per_step))
+    used, samples = run(steps, N_SAMPLES)
+    return steps, used, samples
 
 
 def cost_table(engine):
@@ -118,7 +147,8 @@ def main():
             return importlib.import_module(f"{engine.pack.__name__}.{dotted.replace('__', '.')}")
     print(f"engine: {engine.name} ({engine.commit})")
     oracle_table(engine, Modules())
-    cost_table(engine)
+    if "--oracle-only" not in sys.argv:
+        cost_table(engine)
 
 
 if __name__ == "__main__":

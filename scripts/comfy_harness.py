@@ -3,6 +3,7 @@ loader, and validate / execute API prompts with ComfyUI's executor. Used by the 
 job and the benchmarks.
 
 Engine: upstream ComfyUI when COMFYUI_PATH names a checkout, else the PyPI fork `comfyui==0.0.1`.
+EXTRA_CUSTOM_NODES (os.pathsep-separated folders) loads other packs beside this one (the benchmark's peers).
 """
 import asyncio
 import os
@@ -118,6 +119,8 @@ def _custom_nodes_dir(with_test_nodes):
     (folder / PACK_NAME).symlink_to(REPO_ROOT, target_is_directory=True)
     if with_test_nodes:
         (folder / "inverse_test_nodes").symlink_to(TEST_PACK, target_is_directory=True)
+    for extra in filter(None, os.environ.get("EXTRA_CUSTOM_NODES", "").split(os.pathsep)):
+        (folder / Path(extra).name).symlink_to(Path(extra).resolve(), target_is_directory=True)
     return folder
 
 
