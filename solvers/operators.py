@@ -1,0 +1,197 @@
+"""Measurement operators y = A(x) + σ_y·n on pixel images x [B, C, H, W] in [−1, 1].
+
+Every operator is differentiable (solvers take gradients through A only), knows its adjoint Aᵀ
+when linear, gives a y-based first guess of x (initial_guess) and simulates measurements with a
+seeded generator. Kernels come from kornia.
+"""
+import math
+
+import kornia
+import torch
+import torch.nn.functional as F
+
+DOWNSAMPLE_MODES = ("bicubic", "box")
+
+
+class Operator:
+    linear = True
+    name = "operator"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """Aᵀy. Linear operators without a closed form use the vector-Jacobian product of A,
+        which for a linear map is its adjoint exactly."""
+        if not self.linear:
+            raise TypeError(f"{self.name} is not linear and has no adjoint")
+        probe = torch.zeros(self.input_shape(y.shape), dtype=y.dtype, device=y.device)
+        return torch.func.vjp(self.forward, probe)[1](y)[0]
+
+    def input_shape(self, measurement_shape):
+        """The image shape [B, C, H, W] whose measurement has `measurement_shape`."""
+        return tuple(measurement_shape)
+
+    def measurement_shape(self, image_shape):
+        return tuple(image_shape)
+
+    def initial_guess(self, y: torch.Tensor) -> torch.Tensor:
+        """An image consistent with y to start from: Aᵀy by default."""
+        return self.adjoint(y).clamp(-1, 1) if self.linear else y.clamp(-1, 1)
+
+    def simulate(self, x: torch.Tensor, noise_std: float, generator: torch.Generator) -> torch.Tensor:
+        y = self.forward(x)
+        noise = torch.randn(y.shape, generator=generator, dtype=torch.float32).to(y.device, y.dtype)
+        return y + noise_std * noise
+
+    def describe(self) -> str:
+        return self.name
+
+
+class Identity(Operator):
+    """Denoising: y = x + noise."""
+    name = "denoise"
+
+    def forward(self, x):
+        return x
+
+    def adjoint(self, y):
+        return y
+
+
+class Inpainting(Operator):
+    """y = m ⊙ x with m ∈ [0, 1] the known-pixel weight (soft masks allowed), m [B or 1, 1, H, W]."""
+    name = "inpaint"
+
+    def __init__(self, observed_mask: torch.Tensor):
+        self.observed_mask = observed_mask
+
+    def forward(self, x):
+        return self.observed_mask.to(x.device, x.dtype) * x
+
+    def adjoint(self, y):
+        return self.observed_mask.to(y.device, y.dtype) * y
+
+    def describe(self):
+        return f"inpaint ({float((self.observed_mask < 1).float().mean()) * 100:.0f}% of pixels unknown)"
+
+
+class Convolution(Operator):
+    """Blur: per-channel convolution with a normalised kernel, zero ('same') padding, so that the
+    adjoint is the transposed convolution exactly."""
+
+    def __init__(self, kernel: torch.Tensor, name: str):
+        if kernel.ndim != 2 or kernel.shape[0] % 2 == 0 or kernel.shape[1] % 2 == 0:
+            raise ValueError(f"blur kernel must be 2-D with odd sides, got {tuple(kernel.shape)}")
+        self.kernel = (kernel / kernel.sum()).to(torch.float32)
+        self.name = name
+
+    def _weight(self, x):
+        return self.kernel.to(x.device, x.dtype)[None, None].expand(x.shape[1], 1, -1, -1)
+
+    def _padding(self):
+        return (self.kernel.shape[0] // 2, self.kernel.shape[1] // 2)
+
+    def forward(self, x):
+        return F.conv2d(x, self._weight(x), padding=self._padding(), groups=x.shape[1])
+
+    def adjoint(self, y):
+        return F.conv_transpose2d(y, self._weight(y), padding=self._padding(), groups=y.shape[1])
+
+    def initial_guess(self, y):
+        return y.clamp(-1, 1)  # the blurred image itself is the natural start
+
+    def describe(self):
+        return f"{self.name} ({self.kernel.shape[0]}x{self.kernel.shape[1]} kernel)"
+
+
+def gaussian_blur(kernel_size: int, std: float) -> Convolution:
+    kernel = kornia.filters.get_gaussian_kernel2d((kernel_size, kernel_size), (std, std))[0]
+    return Convolution(kernel, f"gaussian blur std {std:g}")
+
+
+def motion_blur(kernel_size: int, generator: torch.Generator) -> Convolution:
+    """A random camera-shake kernel: a smooth random walk rasterised on the grid (seeded)."""
+    steps = 4 * kernel_size
+    angles = torch.cumsum(0.3 * torch.randn(steps, generator=generator, dtype=torch.float64), 0)
+    angles += 2 * math.pi * torch.rand(1, generator=generator, dtype=torch.float64)
+    path = torch.cumsum(torch.stack([angles.cos(), angles.sin()], 1), 0)
+    path = path - path.mean(0)
+    path = path / max(path.abs().max().item(), 1e-6) * (kernel_size // 2)
+    kernel = torch.zeros(kernel_size, kernel_size, dtype=torch.float64)
+    centre = kernel_size // 2
+    for px, py in path.tolist():  # bilinear splat of every point of the path
+        x, y = px + centre, py + centre
+        x0, y0 = math.floor(x), math.floor(y)
+        for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
+            xi, yi = x0 + dx, y0 + dy
+            if 0 <= xi < kernel_size and 0 <= yi < kernel_size:
+                kernel[yi, xi] += (1 - abs(x - xi)) * (1 - abs(y - yi))
+    return Convolution(kernel.to(torch.float32), "motion blur")
+
+
+def kernel_from_image(image: torch.Tensor) -> Convolution:
+    """A blur kernel drawn as an IMAGE [1, h, w, C] (odd sides): its grey level, normalised."""
+    grey = image[0, :, :, :3].mean(-1).clamp_min(0)
+    if grey.sum() <= 0:
+        raise ValueError("kernel image is black: nothing to blur with")
+    return Convolution(grey, "blur (kernel image)")
+
+
+class Downsample(Operator):
+    """Super-resolution: y = down_f(x), bicubic with antialiasing or box (mean over f×f blocks)."""
+
+    def __init__(self, factor: int, mode: str = "bicubic"):
+        if mode not in DOWNSAMPLE_MODES:
+            raise ValueError(f"downsampling mode must be one of {DOWNSAMPLE_MODES}, got {mode!r}")
+        self.factor, self.mode = int(factor), mode
+        self.name = f"{mode} downsampling x{factor}"
+
+    def forward(self, x):
+        if x.shape[-2] % self.factor or x.shape[-1] % self.factor:
+            raise ValueError(f"image size {x.shape[-1]}x{x.shape[-2]} is not a multiple of the factor {self.factor}")
+        if self.mode == "box":
+            return F.avg_pool2d(x, self.factor)
+        size = (x.shape[-2] // self.factor, x.shape[-1] // self.factor)
+        return F.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False)
+
+    def adjoint(self, y):
+        if self.mode == "box":
+            return F.interpolate(y, scale_factor=self.factor, mode="nearest") / self.factor ** 2
+        return super().adjoint(y)
+
+    def input_shape(self, measurement_shape):
+        b, c, h, w = measurement_shape
+        return (b, c, h * self.factor, w * self.factor)
+
+    def measurement_shape(self, image_shape):
+        b, c, h, w = image_shape
+        return (b, c, h // self.factor, w // self.factor)
+
+    def initial_guess(self, y):
+        return F.interpolate(y, scale_factor=self.factor, mode="bicubic", align_corners=False).clamp(-1, 1)
+
+
+class ClipHDR(Operator):
+    """A nonlinear operator: y = clip(s·x, −1, 1), a sensor that saturates (HDR reconstruction)."""
+    linear = False
+
+    def __init__(self, scale: float = 2.0):
+        self.scale = float(scale)
+        self.name = f"HDR clip x{scale:g}"
+
+    def forward(self, x):
+        return (self.scale * x).clamp(-1, 1)
+
+    def initial_guess(self, y):
+        return (y / self.scale).clamp(-1, 1)
+
+
+def estimate_noise_std(image: torch.Tensor) -> torch.Tensor:
+    """Noise std per image of [B, C, H, W] by the wavelet MAD rule (Donoho & Johnstone): the median
+    absolute finest diagonal Haar coefficient / 0.6745, averaged over channels."""
+    h, w = image.shape[-2] // 2 * 2, image.shape[-1] // 2 * 2
+    x = image[..., :h, :w].to(torch.float64)
+    diagonal = (x[..., 0::2, 0::2] - x[..., 0::2, 1::2] - x[..., 1::2, 0::2] + x[..., 1::2, 1::2]) / 2
+    mad = diagonal.abs().flatten(2).median(-1).values / 0.6745
+    return mad.mean(1)

@@ -1,0 +1,113 @@
+"""Spin: sparse scheduled guidance (Shtanchaev et al., arXiv 2603.07860), as reconstructed in
+shared/docs/spin_dcdp.md A.2 / C.3 (no official code exists: every choice below is a knob).
+
+1. Warm start at σ*: x = a·E(u0) + b·ε with u0 a y-based image; then N_w times
+   z0 = D(x, σ*) → decode → pixel fit to y → encode → re-noise with fresh noise.
+2. A deterministic (DDIM / Euler) reverse sampler from σ* whose x̂0 is corrected the same way, and
+   the state re-noised, only at a sparse set of guided steps.
+
+The pixel fit minimises ‖A(x) − y‖²/(2σ_y²) + ‖x − u‖²/(2ρ²) from x = u with Adam; gradients flow
+through A only, never through the denoiser or the autoencoder.
+"""
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+
+from .parameterisation import Parameterisation, as_scalar
+
+MIN_DATA_STD = 1e-3  # σ_y floor in the fit's weighting, so σ_y = 0 stays finite
+
+
+@dataclass
+class SpinOptions:
+    warm_start_iterations: int = 4      # N_w
+    guided_steps: int = 4               # |G|, spread over the guidance window
+    guidance_window: tuple = (0.0, 0.6)  # fraction of the reverse steps where guidance may happen
+    fit_steps: int = 50                 # inner Adam steps
+    fit_lr: float = 0.05                # Adam step on [−1, 1] images
+    proximity: float = 1.0              # ρ = proximity · σ̃/√(1+σ̃²); 0 switches the proximity term off
+    obs_std: float = 0.0                # σ_y of the measurement, in [−1, 1] units
+    stochastic_renoise: bool = True     # fresh noise at guided steps; else reuse the DDIM noise estimate
+
+
+def guided_step_indices(n_steps: int, options: SpinOptions) -> set:
+    """Which of the n reverse steps get the correction: evenly spread over the window, never the last."""
+    if options.guided_steps <= 0 or n_steps <= 1:
+        return set()
+    first = int(round(options.guidance_window[0] * n_steps))
+    last = min(n_steps - 2, int(round(options.guidance_window[1] * n_steps)))
+    if last < first:
+        return set()
+    count = min(options.guided_steps, last - first + 1)
+    positions = torch.linspace(first, last, count).round().long().tolist()
+    return set(positions)
+
+
+def fit_to_measurement(start: torch.Tensor, y: torch.Tensor, operator, options: SpinOptions, proximity_std: float,
+                       check_interrupt: Optional[Callable[[], None]] = None) -> torch.Tensor:
+    """argmin_x ‖A(x) − y‖²/(2σ_y²) + ‖x − start‖²/(2ρ²) by Adam from `start`, then clamp to [−1, 1]."""
+    with torch.inference_mode(False), torch.enable_grad():
+        anchor, target = start.detach().clone().float(), y.detach().clone().float()
+        x = anchor.clone().requires_grad_(True)
+        optimiser = torch.optim.Adam([x], lr=options.fit_lr)
+        data_weight = 0.5 / max(options.obs_std, MIN_DATA_STD) ** 2
+        prox_weight = 0.5 / proximity_std ** 2 if options.proximity > 0 and proximity_std > 0 else 0.0
+        for _ in range(options.fit_steps):
+            if check_interrupt is not None:
+                check_interrupt()
+            optimiser.zero_grad()
+            loss = data_weight * (operator.forward(x) - target).square().sum()
+            if prox_weight:
+                loss = loss + prox_weight * (x - anchor).square().sum()
+            loss.backward()
+            optimiser.step()
+        return x.detach().clamp(-1, 1)
+
+
+def sample_spin(denoise: Callable, decode: Callable, encode: Callable, operator, measurement: torch.Tensor,
+                sigmas, param: Parameterisation, generator: torch.Generator, options: SpinOptions,
+                callback: Optional[Callable] = None,
+                check_interrupt: Optional[Callable[[], None]] = None) -> torch.Tensor:
+    """Run Spin over `sigmas` = [σ*, …, 0] (already cut at the warm-start level).
+
+    denoise(x, σ) → x̂0 in latent space; decode(z) → pixels [B, C, H, W] in [−1, 1]; encode inverse;
+    measurement y in the operator's output space. Returns the final latent x̂0.
+    """
+    sigma_values = [as_scalar(s) for s in sigmas]
+    sigma_start = sigma_values[0]
+
+    def noise_like(z):
+        return torch.randn(z.shape, generator=generator, dtype=torch.float32).to(z.device, z.dtype)
+
+    def correct(x0, sigma):
+        ve_sigma = param.ve_sigma(sigma) if param.signal_scale(sigma) > 0 else float("inf")
+        rho = options.proximity * (ve_sigma / (1 + ve_sigma ** 2) ** 0.5 if ve_sigma != float("inf") else 1.0)
+        return encode(fit_to_measurement(decode(x0), measurement, operator, options, rho, check_interrupt))
+
+    latent = encode(operator.initial_guess(measurement))
+    x = param.add_noise(latent, noise_like(latent), sigma_start)
+    for _ in range(options.warm_start_iterations):                  # phase 1: sample p_{σ*}(x | y)
+        if check_interrupt is not None:
+            check_interrupt()
+        x0 = correct(denoise(x, sigma_start), sigma_start)
+        x = param.add_noise(x0, noise_like(x0), sigma_start)
+
+    guided = guided_step_indices(len(sigma_values) - 1, options)
+    for i, (sigma, sigma_next) in enumerate(zip(sigma_values[:-1], sigma_values[1:])):  # phase 2
+        if check_interrupt is not None:
+            check_interrupt()
+        x0 = denoise(x, sigma)
+        noise_estimate = param.noise_estimate(x, x0, sigma)
+        if i in guided:
+            x0 = correct(x0, sigma)
+            if options.stochastic_renoise:
+                noise_estimate = noise_like(x0)
+        x = x0 if sigma_next <= 0 else param.add_noise(x0, noise_estimate, sigma_next)
+        if callback is not None:
+            callback(i, x, x0, sigma)
+    return x
+
+
+def network_calls(sigmas, options: SpinOptions) -> int:
+    return options.warm_start_iterations + len(sigmas) - 1
