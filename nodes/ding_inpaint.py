@@ -3,22 +3,13 @@ import logging
 
 import comfy.sample
 import comfy.samplers
-import torch
 
 from ..solvers import ding, masks
 from . import comfy_compat, inputs
 from .ding_sampler import ding_options_inputs, sample_ding_comfy
+from .vae_bridge import encode_reproducibly
 
 log = logging.getLogger("inverse_samplers")
-
-
-def encode_reproducibly(vae, pixels, seed):
-    """VAE.encode, with any sampling it does (the PyPI fork draws from the posterior) tied to the
-    seed; the global RNG state is restored afterwards."""
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        return vae.encode(pixels)
 
 
 class DInGInpaint:

@@ -99,22 +99,25 @@ def mixture_model(mixture: GaussianMixture, latent_shape, prediction: str = "eps
 
 
 class PassThroughAutoencoder(torch.nn.Module):
-    """encode: RGB in [−1, 1] → `channels` copies of the grey level; decode: grey → RGB."""
+    """channels = 3: the identity on RGB in [−1, 1]. channels = 1: RGB → grey level and back."""
 
     def __init__(self, channels: int):
         super().__init__()
+        if channels not in (1, 3):
+            raise ValueError(f"a pass-through autoencoder has 1 (grey) or 3 (RGB) channels, not {channels}")
         self.channels = channels
         self.register_buffer("unit", torch.ones(1))  # so the patcher has something to move
 
     def encode(self, pixels):
-        return pixels[:, :3].mean(1, keepdim=True).repeat(1, self.channels, 1, 1)
+        return pixels[:, :3] if self.channels == 3 else pixels[:, :3].mean(1, keepdim=True)
 
     def decode(self, latent):
-        return latent.mean(1, keepdim=True).repeat(1, 3, 1, 1)
+        return latent if self.channels == 3 else latent.repeat(1, 3, 1, 1)
 
 
 def pass_through_vae(channels: int = 1) -> comfy.sd.VAE:
-    """A real comfy.sd.VAE whose autoencoder is exact on grey images (no down-sampling)."""
+    """A real comfy.sd.VAE whose autoencoder is exact (no down-sampling): on any image with
+    channels = 3, on grey images with channels = 1."""
     tiny = {"double_z": True, "z_channels": channels, "resolution": 8, "in_channels": 3, "out_ch": 3, "ch": 32,
             "ch_mult": [1], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0}
     logging.disable(logging.WARNING)  # the throw-away autoencoder has no weights; ComfyUI would list them all

@@ -2,15 +2,16 @@
 from .demo_nodes import FacePriorLoader
 from .ding_inpaint import DInGInpaint
 from .ding_sampler import DInGSampler
+from .operator_nodes import OPERATOR_NODES
+from .spin_nodes import SPIN_NODES
 
-NODE_CLASS_MAPPINGS = {
-    "InverseDInGSampler": DInGSampler,
-    "InverseDInGInpaint": DInGInpaint,
-    "InverseFacePriorLoader": FacePriorLoader,
+NODES = {
+    "InverseDInGSampler": (DInGSampler, "DInG Sampler (inpainting)"),
+    "InverseDInGInpaint": (DInGInpaint, "DInG Inpaint (all-in-one)"),
+    **SPIN_NODES,
+    **OPERATOR_NODES,
+    "InverseFacePriorLoader": (FacePriorLoader, "Face Prior Demo Model (exact posterior)"),
 }
 
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "InverseDInGSampler": "DInG Sampler (inpainting)",
-    "InverseDInGInpaint": "DInG Inpaint (all-in-one)",
-    "InverseFacePriorLoader": "Face Prior Demo Model (exact posterior)",
-}
+NODE_CLASS_MAPPINGS = {node_id: node for node_id, (node, _) in NODES.items()}
+NODE_DISPLAY_NAME_MAPPINGS = {node_id: name for node_id, (_, name) in NODES.items()}

@@ -14,7 +14,7 @@ if [ -f "$VENV/.ready" ] && [ "$VENV/.ready" -nt scripts/setup_env.sh ] && [ "$V
 fi
 PIP="$VENV/bin/python -m pip install --quiet --disable-pip-version-check"
 $PIP torch==2.13.0
-$PIP numpy scipy torchsde einops safetensors tqdm psutil pyyaml pillow pytest
+$PIP numpy scipy torchsde einops safetensors tqdm psutil pyyaml pillow pytest PyWavelets
 $PIP -r requirements.txt
 if [ -n "${COMFYUI_PATH:-}" ]; then
   $PIP "transformers>=4.37.2" tokenizers sentencepiece "av>=14.2.0" "aiohttp>=3.11.8" "yarl>=1.18.0" \

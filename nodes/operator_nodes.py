@@ -1,0 +1,165 @@
+"""Measurement-operator sockets, a degradation simulator and a noise-level estimator.
+
+Noise levels on these nodes are in IMAGE units (pixel values 0..1); the solvers work on [−1, 1]
+images, where the same noise is twice as large.
+"""
+import torch
+
+from ..solvers import operators
+from .inputs import check_hole_mask, check_image
+from .vae_bridge import image_to_pixels, pixels_to_image
+
+OPERATOR = "INVERSE_OPERATOR"
+CATEGORY = "image/inverse"
+
+
+class _OperatorNode:
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (OPERATOR,)
+    RETURN_NAMES = ("operator",)
+    FUNCTION = "build"
+
+
+class InpaintOperator(_OperatorNode):
+    DESCRIPTION = "y = known pixels. The MASK is white (1) where pixels are missing; soft values weight the pixels."
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"mask": ("MASK",)}}
+
+    def build(self, mask):
+        hole = mask[None] if mask.ndim == 2 else mask
+        if not torch.isfinite(hole).all() or hole.min() < 0 or hole.max() > 1:
+            raise ValueError("mask: values must be finite and lie in [0, 1]")
+        return (operators.Inpainting((1.0 - hole.to(torch.float32))[:, None]),)
+
+
+class GaussianBlurOperator(_OperatorNode):
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"kernel_size": ("INT", {"default": 9, "min": 3, "max": 101, "step": 2}),
+                             "std": ("FLOAT", {"default": 2.0, "min": 0.1, "max": 30.0, "step": 0.1})}}
+
+    def build(self, kernel_size, std):
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size: must be odd, got {kernel_size}")
+        return (operators.gaussian_blur(kernel_size, std),)
+
+
+class MotionBlurOperator(_OperatorNode):
+    DESCRIPTION = "Camera shake: a random kernel drawn from the seed, or a kernel given as an image (bright = weight)."
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"kernel_size": ("INT", {"default": 15, "min": 3, "max": 101, "step": 2}),
+                             "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff})},
+                "optional": {"kernel_image": ("IMAGE",)}}
+
+    def build(self, kernel_size, seed, kernel_image=None):
+        if kernel_image is not None:
+            check_image(kernel_image, "kernel_image")
+            if kernel_image.shape[1] % 2 == 0 or kernel_image.shape[2] % 2 == 0:
+                raise ValueError(f"kernel_image: sides must be odd, got {kernel_image.shape[2]}x{kernel_image.shape[1]}")
+            return (operators.kernel_from_image(kernel_image),)
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size: must be odd, got {kernel_size}")
+        return (operators.motion_blur(kernel_size, torch.Generator().manual_seed(seed)),)
+
+
+class DownsampleOperator(_OperatorNode):
+    DESCRIPTION = "Super-resolution: y = the image downsampled by an integer factor."
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"factor": ("INT", {"default": 4, "min": 2, "max": 16}),
+                             "mode": (list(operators.DOWNSAMPLE_MODES), {"default": "bicubic"})}}
+
+    def build(self, factor, mode):
+        return (operators.Downsample(factor, mode),)
+
+
+class DenoiseOperator(_OperatorNode):
+    DESCRIPTION = "Denoising: y = the image itself (plus its noise)."
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {}}
+
+    def build(self):
+        return (operators.Identity(),)
+
+
+class HDRClipOperator(_OperatorNode):
+    DESCRIPTION = "A nonlinear sensor: y = clip(scale * x) in [-1, 1] units (saturated highlights and shadows)."
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"scale": ("FLOAT", {"default": 2.0, "min": 1.0, "max": 8.0, "step": 0.1})}}
+
+    def build(self, scale):
+        return (operators.ClipHDR(scale),)
+
+
+class DegradeImage:
+    DESCRIPTION = "Simulate a measurement: apply the operator to a clean IMAGE and add Gaussian noise (seeded)."
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("measurement",)
+    FUNCTION = "degrade"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"image": ("IMAGE",), "operator": (OPERATOR,),
+                             "noise_std": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 0.5, "step": 0.001,
+                                                     "tooltip": "In pixel units (0..1)."}),
+                             "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff})}}
+
+    def degrade(self, image, operator, noise_std, seed):
+        pixels = image_to_pixels(check_image(image), "cpu")
+        check_operator_fits(operator, pixels.shape, "image")
+        measured = operator.simulate(pixels, 2.0 * noise_std, torch.Generator().manual_seed(seed))
+        return (pixels_to_image(measured),)
+
+
+class EstimateNoise:
+    DESCRIPTION = ("Estimate the noise std of a real degraded photo (wavelet median-absolute-deviation rule), "
+                   "in pixel units (0..1), to set measurement_noise without guessing.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("FLOAT", "STRING")
+    RETURN_NAMES = ("noise_std", "info")
+    FUNCTION = "estimate"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"image": ("IMAGE",)}}
+
+    def estimate(self, image):
+        pixels = image_to_pixels(check_image(image), "cpu")
+        per_image = operators.estimate_noise_std(pixels) / 2.0
+        value = float(per_image.mean())
+        return (value, "noise std (0..1 units): " + ", ".join(f"{v:.4f}" for v in per_image.tolist()))
+
+
+def check_operator_fits(operator, pixel_shape, socket):
+    """Raise a clear error when an operator cannot apply to images of this shape."""
+    if isinstance(operator, operators.Inpainting):
+        mask_shape = tuple(operator.observed_mask.shape)
+        if mask_shape[-2:] != tuple(pixel_shape[-2:]) or mask_shape[0] not in (1, pixel_shape[0]):
+            raise ValueError(f"{socket}: size {pixel_shape[-1]}x{pixel_shape[-2]} (batch {pixel_shape[0]}) does not "
+                             f"match the inpainting mask {mask_shape[-1]}x{mask_shape[-2]} (batch {mask_shape[0]})")
+    if isinstance(operator, operators.Downsample):
+        if pixel_shape[-2] % operator.factor or pixel_shape[-1] % operator.factor:
+            raise ValueError(f"{socket}: size {pixel_shape[-1]}x{pixel_shape[-2]} is not a multiple of the "
+                             f"downsampling factor {operator.factor}")
+
+
+OPERATOR_NODES = {
+    "InverseOperatorInpaint": (InpaintOperator, "Operator: Inpainting mask"),
+    "InverseOperatorGaussianBlur": (GaussianBlurOperator, "Operator: Gaussian blur"),
+    "InverseOperatorMotionBlur": (MotionBlurOperator, "Operator: Motion blur"),
+    "InverseOperatorDownsample": (DownsampleOperator, "Operator: Downsample (super-resolution)"),
+    "InverseOperatorDenoise": (DenoiseOperator, "Operator: Denoise (identity)"),
+    "InverseOperatorHDRClip": (HDRClipOperator, "Operator: HDR clip (nonlinear)"),
+    "InverseDegradeImage": (DegradeImage, "Degrade Image (simulate measurement)"),
+    "InverseEstimateNoise": (EstimateNoise, "Estimate Noise Level"),
+}

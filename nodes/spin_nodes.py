@@ -1,0 +1,173 @@
+"""Spin as a ComfyUI SAMPLER and as an all-in-one restoration node."""
+import logging
+
+import comfy.model_management
+import comfy.sample
+import comfy.samplers
+import torch
+
+from ..solvers import spin
+from . import comfy_compat, inputs
+from .operator_nodes import OPERATOR, check_operator_fits
+from .vae_bridge import LatentCodec, image_to_pixels, pixels_to_image
+
+log = logging.getLogger("inverse_samplers")
+
+
+def spin_options_inputs():
+    return {
+        "warm_start_strength": ("FLOAT", {"default": 0.6, "min": 0.05, "max": 1.0, "step": 0.01, "tooltip":
+                                "Where the warm start sits (t*): the share of the schedule still to run, like denoise."}),
+        "warm_start_iterations": ("INT", {"default": 4, "min": 0, "max": 50, "tooltip":
+                                  "Denoise → decode → fit → encode → re-noise rounds at t* (1 network call each)."}),
+        "guided_steps": ("INT", {"default": 4, "min": 0, "max": 100, "tooltip": "How many reverse steps get the correction."}),
+        "guidance_end": ("FLOAT", {"default": 0.6, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip":
+                         "Guided steps are spread over this first share of the reverse steps (none near the end)."}),
+        "fit_steps": ("INT", {"default": 50, "min": 1, "max": 1000, "tooltip": "Adam steps of each pixel-space fit."}),
+        "fit_lr": ("FLOAT", {"default": 0.05, "min": 0.0001, "max": 1.0, "step": 0.0001}),
+        "proximity": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 100.0, "step": 0.01, "tooltip":
+                      "Scale of the allowed distance to the decoded estimate (0 = no proximity term)."}),
+        "measurement_noise": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 0.5, "step": 0.001, "tooltip":
+                              "Noise std of the measurement in pixel units (0..1); see Estimate Noise Level."}),
+        "renoise": (["stochastic", "deterministic"], {"default": "stochastic"}),
+    }
+
+
+def spin_options(warm_start_iterations, guided_steps, guidance_end, fit_steps, fit_lr, proximity,
+                 measurement_noise, renoise):
+    return spin.SpinOptions(warm_start_iterations=warm_start_iterations, guided_steps=guided_steps,
+                            guidance_window=(0.0, guidance_end), fit_steps=fit_steps, fit_lr=fit_lr,
+                            proximity=proximity, obs_std=2.0 * measurement_noise,
+                            stochastic_renoise=renoise == "stochastic")
+
+
+def warm_start_sigmas(sigmas, strength):
+    """The tail of the schedule Spin runs: the last round(strength·n) steps (at least one)."""
+    steps = len(sigmas) - 1
+    return sigmas[steps - max(1, round(strength * steps)):]
+
+
+def sample_spin_comfy(model, x, sigmas, extra_args=None, callback=None, disable=None, *, vae, measurement, operator,
+                      strength, options):
+    """KSAMPLER contract: Spin starts from its own y-based warm start, so x only gives the shape."""
+    extra_args = dict(extra_args or {})
+    extra_args["denoise_mask"] = None
+    inputs.check_vae(vae)
+    base_model = model.inner_model.inner_model
+    param = comfy_compat.parameterisation_of(base_model.model_sampling)
+    seed = int(extra_args.get("seed") or 0)
+    codec = LatentCodec(vae, base_model.latent_format, model.inner_model.model_patcher, x.device, seed)
+    comfy.model_management.load_models_gpu([model.inner_model.model_patcher, vae.patcher])
+    y = measurement_pixels(measurement, x.shape[0], x.device)
+    pixel_shape = (x.shape[0], 3, x.shape[2] * inputs.vae_scale(vae), x.shape[3] * inputs.vae_scale(vae))
+    check_measurement(operator, y, pixel_shape)
+    run_sigmas = warm_start_sigmas(sigmas, strength)
+    offset = len(sigmas) - len(run_sigmas)
+    log.info("Spin (%s, %s): %d network calls, %d pixel fits of %d steps", operator.describe(), param.name,
+             spin.network_calls(run_sigmas, options), options.warm_start_iterations + options.guided_steps,
+             options.fit_steps)
+    sigma_in = x.new_ones([x.shape[0]])
+
+    def denoise(state, sigma):
+        out = model(state, sigma * sigma_in, **extra_args)
+        if not torch.isfinite(out).all():
+            raise ValueError(f"Spin sampler: model output at sigma={sigma:.4g} contains NaN or infinite values")
+        return out
+
+    def report(i, state, x0, sigma):
+        if callback is not None:
+            callback({"x": state, "i": offset + i, "sigma": sigmas[offset + i], "sigma_hat": sigmas[offset + i],
+                      "denoised": x0})
+
+    return spin.sample_spin(denoise, codec.decode, codec.encode, operator, y, run_sigmas, param,
+                            torch.Generator().manual_seed(seed + 1), options, callback=report,
+                            check_interrupt=comfy_compat.check_interrupt)
+
+
+def measurement_pixels(measurement, batch, device):
+    measurement = inputs.check_image(measurement, "measurement")
+    if measurement.shape[0] not in (1, batch):
+        raise ValueError(f"measurement: batch of {measurement.shape[0]} images for a latent batch of {batch}")
+    return image_to_pixels(measurement, device).expand(batch, -1, -1, -1)
+
+
+def check_measurement(operator, y, pixel_shape):
+    check_operator_fits(operator, pixel_shape, "latent_image (decoded size)")
+    expected = operator.measurement_shape(pixel_shape)
+    if tuple(y.shape[-2:]) != tuple(expected[-2:]):
+        raise ValueError(
+            f"measurement: size {y.shape[-1]}x{y.shape[-2]} does not fit {operator.describe()} of the model's "
+            f"{pixel_shape[-1]}x{pixel_shape[-2]} output (expected {expected[-1]}x{expected[-2]}); "
+            "make the latent the size of the restored image")
+
+
+class SpinSampler:
+    DESCRIPTION = ("Spin restoration sampler for SamplerCustom / SamplerCustomAdvanced: a y-based warm start at t*, "
+                   "then sparse pixel-space corrections through the operator (no gradient through the model or VAE). "
+                   "The latent sets the output size (e.g. EmptyLatentImage at the restored size).")
+    CATEGORY = "sampling/custom_sampling/samplers"
+    RETURN_TYPES = ("SAMPLER",)
+    RETURN_NAMES = ("sampler",)
+    FUNCTION = "get_sampler"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"vae": ("VAE",), "measurement": ("IMAGE",), "operator": (OPERATOR,),
+                             **spin_options_inputs()}}
+
+    def get_sampler(self, vae, measurement, operator, warm_start_strength, **options):
+        inputs.check_vae(vae)
+        inputs.check_image(measurement, "measurement")
+        return (comfy.samplers.KSAMPLER(sample_spin_comfy, extra_options={
+            "vae": vae, "measurement": measurement, "operator": operator, "strength": warm_start_strength,
+            "options": spin_options(**options)}),)
+
+
+class SpinRestore:
+    DESCRIPTION = ("Restore a degraded image with Spin on any checkpoint: deblurring, super-resolution, denoising, "
+                   "inpainting, or any operator socket. Output size = the operator's input size.")
+    CATEGORY = "sampling/inverse"
+    RETURN_TYPES = ("IMAGE", "LATENT", "STRING")
+    RETURN_NAMES = ("image", "latent", "info")
+    FUNCTION = "restore"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL",), "positive": ("CONDITIONING",), "negative": ("CONDITIONING",), "vae": ("VAE",),
+            "measurement": ("IMAGE",), "operator": (OPERATOR,),
+            "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "control_after_generate": True}),
+            "steps": ("INT", {"default": 30, "min": 2, "max": 1000}),
+            "cfg": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
+                              "tooltip": "1.0 (no CFG) treats the model as a plain prior; restoration rarely wants more."}),
+            "scheduler": (comfy_compat.scheduler_names(), {"default": "normal"}),
+            **spin_options_inputs()}}
+
+    def restore(self, model, positive, negative, vae, measurement, operator, seed, steps, cfg, scheduler,
+                warm_start_strength, **options):
+        vae = inputs.check_vae(vae)
+        measurement = inputs.check_image(measurement, "measurement")
+        comfy_compat.parameterisation_of(comfy_compat.model_sampling_of(model))
+        pixel_shape = operator.input_shape((measurement.shape[0], 3, *measurement.shape[1:3]))
+        scale = inputs.vae_scale(vae)
+        if pixel_shape[-2] % scale or pixel_shape[-1] % scale:
+            raise ValueError(f"measurement: the restored size {pixel_shape[-1]}x{pixel_shape[-2]} is not a multiple of "
+                             f"{scale} (the VAE's scale); crop or pad the measurement")
+        channels = model.model.latent_format.latent_channels
+        latent = torch.zeros(pixel_shape[0], channels, pixel_shape[-2] // scale, pixel_shape[-1] // scale)
+        sampler = SpinSampler().get_sampler(vae, measurement, operator, warm_start_strength, **options)[0]
+        sigmas = comfy_compat.compute_sigmas(model, scheduler, steps, 1.0)
+        samples = comfy.sample.sample_custom(
+            model, torch.zeros_like(latent), cfg, sampler, sigmas, positive, negative, latent,
+            callback=comfy_compat.latent_preview.prepare_callback(model, steps), seed=seed)
+        image = vae.decode(samples)
+        run = warm_start_sigmas(sigmas, warm_start_strength)
+        calls = spin.network_calls(run, spin_options(**options))
+        info = f"Spin ({operator.describe()}): {len(run) - 1} steps from t*, {calls} network calls"
+        return (image, {"samples": samples}, info)
+
+
+SPIN_NODES = {
+    "InverseSpinSampler": (SpinSampler, "Spin Sampler (restoration)"),
+    "InverseSpinRestore": (SpinRestore, "Spin Restore (all-in-one)"),
+}

@@ -1,0 +1,46 @@
+"""Pixels ↔ model-space latents inside a sampler, through ComfyUI's own VAE object.
+
+Solvers see pixels as [B, C, H, W] in [−1, 1] on the sampling device; ComfyUI's IMAGE is
+[B, H, W, C] in [0, 1] on the CPU. No autograd graph is ever built through the VAE.
+"""
+import comfy.model_management
+import torch
+
+
+def encode_reproducibly(vae, pixels, seed):
+    """VAE.encode of an IMAGE, with any sampling it does (the PyPI fork draws from the posterior)
+    tied to the seed; the global RNG state is restored afterwards."""
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        return vae.encode(pixels)
+
+
+def image_to_pixels(image, device):
+    return (image[..., :3].movedim(-1, 1).to(device, torch.float32) * 2.0 - 1.0)
+
+
+def pixels_to_image(pixels):
+    return ((pixels.float() + 1.0) / 2.0).movedim(1, -1).cpu()
+
+
+class LatentCodec:
+    """decode(z) / encode(x) between model-space latents and pixels, for one sampling run."""
+
+    def __init__(self, vae, latent_format, model_patcher, device, seed):
+        self.vae, self.latent_format, self.model_patcher = vae, latent_format, model_patcher
+        self.device, self.seed = device, seed
+
+    def decode(self, latent):
+        image = self.vae.decode(self.latent_format.process_out(latent))
+        self._reload_model()
+        return image_to_pixels(image, self.device)
+
+    def encode(self, pixels):
+        raw = encode_reproducibly(self.vae, pixels_to_image(pixels.clamp(-1, 1)), self.seed)
+        self._reload_model()
+        return self.latent_format.process_in(raw.to(self.device, torch.float32))
+
+    def _reload_model(self):
+        # VAE calls may have evicted the UNet on a tight GPU; this is a no-op when both are loaded
+        comfy.model_management.load_models_gpu([self.model_patcher, self.vae.patcher])
