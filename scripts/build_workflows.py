@@ -83,12 +83,109 @@ def face_demo_graph(steps=20, faces=4, prediction="eps"):
     }
 
 
+SPIN_OPTIONS = {"warm_start_strength": 0.6, "warm_start_iterations": 4, "guided_steps": 4, "guidance_end": 0.6,
+                "fit_steps": 50, "fit_lr": 0.05, "proximity": 1.0, "measurement_noise": 0.01, "renoise": "stochastic"}
+RESTORE_PROMPT = "a sharp, detailed, high quality photo"
+
+
+def restoration_graph(checkpoint, operator, noise, estimate_noise=False):
+    """LoadImage → (simulated degradation) → Spin Restore → save restored and degraded images."""
+    graph = loaders(checkpoint)
+    graph["2"]["inputs"]["text"], graph["3"]["inputs"]["text"] = RESTORE_PROMPT, ""
+    graph["4"]["_meta"]["title"] = "Load image (a clean image to degrade; bypass Degrade for a real photo)"
+    options = dict(SPIN_OPTIONS, measurement_noise=noise)
+    graph.update({
+        "5": operator,
+        "6": {"class_type": "InverseDegradeImage", "inputs": {"image": ["4", 0], "operator": ["5", 0],
+                                                              "noise_std": noise, "seed": 0}},
+        "7": {"class_type": "InverseSpinRestore", "inputs": {
+            "model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0], "vae": ["1", 2], "measurement": ["6", 0],
+            "operator": ["5", 0], "seed": 0, "steps": 30, "cfg": 1.0, "scheduler": "normal", **options}},
+        "8": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "spin_restored"}},
+        "9": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "spin_degraded"}},
+    })
+    if estimate_noise:  # measure the noise level of the degraded photo instead of typing it
+        graph["10"] = {"class_type": "InverseEstimateNoise", "inputs": {"image": ["6", 0]}}
+        graph["7"]["inputs"]["measurement_noise"] = ["10", 0]
+    return graph
+
+
+def sr_sampler_custom_graph(checkpoint, factor=4):
+    """SamplerCustom form: the latent only sets the output size (the measurement upscaled)."""
+    graph = loaders(checkpoint)
+    graph["2"]["inputs"]["text"], graph["3"]["inputs"]["text"] = RESTORE_PROMPT, ""
+    graph.update({
+        "5": {"class_type": "InverseOperatorDownsample", "inputs": {"factor": factor, "mode": "bicubic"}},
+        "6": {"class_type": "InverseDegradeImage", "inputs": {"image": ["4", 0], "operator": ["5", 0],
+                                                              "noise_std": 0.0, "seed": 0}},
+        "7": {"class_type": "ImageScaleBy", "inputs": {"image": ["6", 0], "upscale_method": "bicubic",
+                                                       "scale_by": float(factor)}},
+        "8": {"class_type": "VAEEncode", "inputs": {"pixels": ["7", 0], "vae": ["1", 2]},
+              "_meta": {"title": "VAEEncode (sets the output size only)"}},
+        "9": {"class_type": "InverseSpinSampler", "inputs": {"vae": ["1", 2], "measurement": ["6", 0],
+                                                             "operator": ["5", 0], **dict(SPIN_OPTIONS, measurement_noise=0.0)}},
+        "10": {"class_type": "BasicScheduler", "inputs": {"model": ["1", 0], "scheduler": "normal", "steps": 30, "denoise": 1.0}},
+        "11": {"class_type": "SamplerCustom", "inputs": {
+            "model": ["1", 0], "add_noise": True, "noise_seed": 0, "cfg": 1.0, "positive": ["2", 0],
+            "negative": ["3", 0], "sampler": ["9", 0], "sigmas": ["10", 0], "latent_image": ["8", 0]}},
+        "12": {"class_type": "VAEDecode", "inputs": {"samples": ["11", 0], "vae": ["1", 2]}},
+        "13": {"class_type": "SaveImage", "inputs": {"images": ["12", 0], "filename_prefix": "spin_sr"}},
+        "14": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "spin_low_res"}},
+    })
+    return graph
+
+
+def spin_inpaint_graph(checkpoint):
+    graph = loaders(checkpoint)
+    graph.update({
+        "5": {"class_type": "InverseOperatorInpaint", "inputs": {"mask": ["4", 1]}},
+        "6": {"class_type": "InverseSpinRestore", "inputs": {
+            "model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0], "vae": ["1", 2], "measurement": ["4", 0],
+            "operator": ["5", 0], "seed": 0, "steps": 30, "cfg": 1.0, "scheduler": "normal",
+            **dict(SPIN_OPTIONS, warm_start_strength=0.8, measurement_noise=0.0)}},
+        "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "spin_inpaint"}},
+    })
+    return graph
+
+
+def spin_face_demo_graph(faces=4, prediction="eps"):
+    """The main job's restoration sheet: deblurring and x5 super-resolution of held-out faces."""
+    def restore(measurement, operator, noise):
+        return {"class_type": "InverseSpinRestore", "inputs": {
+            "model": ["1", 0], "positive": ["1", 4], "negative": ["1", 4], "vae": ["1", 1], "measurement": measurement,
+            "operator": operator, "seed": 0, "steps": 20, "cfg": 1.0, "scheduler": "normal",
+            **dict(SPIN_OPTIONS, measurement_noise=noise)}}
+    return {
+        "1": {"class_type": "InverseFacePriorLoader", "inputs": {"prediction": prediction, "faces": faces}},
+        "2": {"class_type": "InverseOperatorGaussianBlur", "inputs": {"kernel_size": 7, "std": 1.5}},
+        "3": {"class_type": "InverseDegradeImage", "inputs": {"image": ["1", 2], "operator": ["2", 0],
+                                                              "noise_std": 0.02, "seed": 0}},
+        "4": restore(["3", 0], ["2", 0], 0.02) | {"_meta": {"title": "Spin deblur"}},
+        "5": {"class_type": "InverseOperatorDownsample", "inputs": {"factor": 5, "mode": "box"}},
+        "6": {"class_type": "InverseDegradeImage", "inputs": {"image": ["1", 2], "operator": ["5", 0],
+                                                              "noise_std": 0.0, "seed": 0}},
+        "7": restore(["6", 0], ["5", 0], 0.0) | {"_meta": {"title": "Spin x5 super-resolution"}},
+        "8": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "faces_blurred"}},
+        "9": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "faces_spin_deblur"}},
+        "10": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "faces_low_res"}},
+        "11": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "faces_spin_sr"}},
+        "12": {"class_type": "SaveImage", "inputs": {"images": ["1", 2], "filename_prefix": "faces_ground_truth"}},
+    }
+
+
 WORKFLOWS = {
     "ding_inpaint_sd15_sampler_custom.json": lambda: sampler_custom_graph(SD15, 20, 7.0),
     "ding_inpaint_sd15_all_in_one.json": lambda: all_in_one_graph(SD15, 20, 7.0),
     "ding_inpaint_sd35_sampler_custom.json": lambda: sampler_custom_graph(SD35, 20, 4.5),
     "ding_inpaint_sd35_all_in_one.json": lambda: all_in_one_graph(SD35, 20, 4.5),
     "ding_face_demo.json": face_demo_graph,
+    "spin_deblur_sd15.json": lambda: restoration_graph(
+        SD15, {"class_type": "InverseOperatorGaussianBlur", "inputs": {"kernel_size": 15, "std": 3.0}}, 0.01),
+    "spin_sr4_sd15_sampler_custom.json": lambda: sr_sampler_custom_graph(SD15),
+    "spin_denoise_sd15.json": lambda: restoration_graph(
+        SD15, {"class_type": "InverseOperatorDenoise", "inputs": {}}, 0.05, estimate_noise=True),
+    "spin_inpaint_sd35.json": lambda: spin_inpaint_graph(SD35),
+    "spin_face_demo.json": spin_face_demo_graph,
 }
 
 

@@ -79,12 +79,18 @@ def api_to_ui(prompt, node_mappings, positions=None):
         node_class = node_mappings[node["class_type"]]
         widgets = []
         for name, input_type, options in input_specs(node_class):
-            if is_widget(input_type) and name in node["inputs"] and not isinstance(node["inputs"][name], list):
-                widgets.append(node["inputs"][name])
+            if is_widget(input_type) and name in node["inputs"]:
+                value = node["inputs"][name]
+                widgets.append(options.get("default", 0) if isinstance(value, list) else value)  # a linked widget keeps its slot
                 if has_control(name, options):
                     widgets.append("fixed")
-        inputs = [{"name": name, "type": input_type, "link": link_ids[(node_id, name)]}
-                  for name, input_type, _ in _linked_inputs(node, node_mappings)]
+        inputs = []
+        for name, input_type, _ in _linked_inputs(node, node_mappings):
+            entry = {"name": name, "type": "COMBO" if isinstance(input_type, (list, tuple)) else input_type,
+                     "link": link_ids[(node_id, name)]}
+            if is_widget(input_type):
+                entry["widget"] = {"name": name}
+            inputs.append(entry)
         outputs = []
         names = getattr(node_class, "RETURN_NAMES", None) or node_class.RETURN_TYPES
         for slot, output_type in enumerate(node_class.RETURN_TYPES):
@@ -115,6 +121,7 @@ def static_check(workflow, node_mappings):
         source_type = node_mappings[by_id[source]["type"]].RETURN_TYPES[source_slot]
         target_input = by_id[target]["inputs"][target_slot]
         expected = dict((n, t) for n, t, _ in input_specs(node_mappings[by_id[target]["type"]]))[target_input["name"]]
+        expected = "COMBO" if isinstance(expected, (list, tuple)) else expected
         if not (source_type == expected == link_type or "*" in (source_type, expected)):
             problems.append(f"link {link_id}: {source_type} into {by_id[target]['type']}.{target_input['name']} "
                             f"which expects {expected}")

@@ -4,6 +4,7 @@ Every operator is differentiable (solvers take gradients through A only), knows 
 when linear, gives a y-based first guess of x (initial_guess) and simulates measurements with a
 seeded generator. Kernels come from kornia.
 """
+import copy
 import math
 
 import kornia
@@ -46,6 +47,15 @@ class Operator:
 
     def describe(self) -> str:
         return self.name
+
+    def autograd_ready(self) -> "Operator":
+        """A copy whose tensors are ordinary ones: tensors made under torch.inference_mode (as in a
+        ComfyUI run) cannot enter an autograd graph, even as constants."""
+        ready = copy.copy(self)
+        for name, value in vars(self).items():
+            if isinstance(value, torch.Tensor):
+                setattr(ready, name, value.clone())
+        return ready
 
 
 class Identity(Operator):

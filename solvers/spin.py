@@ -48,6 +48,7 @@ def fit_to_measurement(start: torch.Tensor, y: torch.Tensor, operator, options: 
                        check_interrupt: Optional[Callable[[], None]] = None) -> torch.Tensor:
     """argmin_x ‖A(x) − y‖²/(2σ_y²) + ‖x − start‖²/(2ρ²) by Adam from `start`, then clamp to [−1, 1]."""
     with torch.inference_mode(False), torch.enable_grad():
+        operator = operator.autograd_ready()
         anchor, target = start.detach().clone().float(), y.detach().clone().float()
         x = anchor.clone().requires_grad_(True)
         optimiser = torch.optim.Adam([x], lr=options.fit_lr)

@@ -73,5 +73,5 @@ def test_main_job_writes_the_sheet(tmp_path):
     result = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "run_demo.py")], env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert (tmp_path / "face_inpainting_sheet.png").exists()
+    assert (tmp_path / "face_inpainting_sheet.png").exists() and (tmp_path / "face_restoration_sheet.png").exists()
     assert "RMSE" in result.stdout
