@@ -13,6 +13,7 @@ class MissingMaskError(ValueError):
     pass
 
 
+@torch.no_grad()  # like k-diffusion's samplers: never a graph through the model
 def sample_ding_comfy(model, x, sigmas, extra_args=None, callback=None, disable=None, *,
                       obs_std=0.01, eta_schedule="fm_square", eta_scale=1.0, variant="ding"):
     """KSAMPLER contract (comfyui.md §1.3): `model` is KSamplerX0Inpaint, x is the noised start.

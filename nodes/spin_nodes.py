@@ -47,6 +47,7 @@ def warm_start_sigmas(sigmas, strength):
     return sigmas[steps - max(1, round(strength * steps)):]
 
 
+@torch.no_grad()  # no graph through the model or the VAE, whatever mode the caller is in (the fit enables its own)
 def sample_spin_comfy(model, x, sigmas, extra_args=None, callback=None, disable=None, *, vae, measurement, operator,
                       strength, options):
     """KSAMPLER contract: Spin starts from its own y-based warm start, so x only gives the shape."""

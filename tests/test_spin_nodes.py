@@ -133,3 +133,20 @@ def test_noise_estimate_node_reads_a_degraded_image(engine):
     noisy = degrade(engine, flat, identity, noise=0.05, seed=1)
     value, info = engine.nodes["InverseEstimateNoise"]().estimate(noisy)  # pixel units in, pixel units out
     assert value == pytest.approx(0.05, rel=0.05) and info.count("0.0") == 2
+
+
+def test_no_autograd_graph_through_model_or_vae_outside_inference_mode(engine, tiny):
+    """Called from a script (grad mode on, weights requiring grad), the samplers still build no graph."""
+    model, _, vae = tiny_family(engine, tiny, "sd15")
+    assert any(p.requires_grad for p in model.model.parameters())
+    image, mask = tiny.TinyLoadImage().load(64, 1)
+    operator = engine.nodes["InverseOperatorGaussianBlur"]().build(5, 1.0)[0]
+    cond = tiny.tiny_conditioning("a")
+    with torch.enable_grad():
+        restored, latent, _ = restore(engine, model, vae, degrade(engine, image, operator), operator, cond)
+        assert not latent["samples"].requires_grad
+        sampler = engine.nodes["InverseDInGSampler"]().get_sampler("ding", "fm_square", 1.0, 0.01)[0]
+        masked = engine.nodes["SetLatentNoiseMask"]().set_mask(engine.nodes["VAEEncode"]().encode(vae, image)[0], mask)[0]
+        sigmas = engine.nodes["BasicScheduler"]().get_sigmas(model, "normal", 3, 1.0)[0]
+        out, _ = engine.nodes["SamplerCustom"]().sample(model, True, 0, 1.0, cond, cond, sampler, sigmas, masked)
+        assert not out["samples"].requires_grad
