@@ -6,16 +6,13 @@
    With LANPAINT_PATH=<LanPaint checkout> (upstream ComfyUI only), LanPaint runs on the same
    problems through its LanPaint_SamplerCustom node at DInG's number of network calls.
 2. Tiny SD1.5-like UNet (random weights, 512x512 px, batch 1): wall time and peak memory growth of the
-   sampling call, as ratios to plain euler at the same steps.
+   sampling call, each in its own process, as ratios to plain euler at the same steps.
 
 Run: .venv/bin/python benchmarks/bench_ding.py [--oracle-only]   (COMFYUI_PATH=... to use upstream ComfyUI)
 """
 import sys
-import threading
-import time
 from pathlib import Path
 
-import psutil
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,29 +20,12 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import comfy_harness  # noqa: E402
 from oracle_problems import PROBLEMS, hidden_coordinates, oracle_problem, sample_with_sampler_custom  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from isolated import measure, print_cost_table  # noqa: E402
+
 N_SAMPLES = 400
 STEPS = 20
-
-
-class PeakMemory:
-    """Peak resident-set growth of this process while the block runs (polled every 2 ms)."""
-
-    def __enter__(self):
-        self.process, self.running = psutil.Process(), True
-        self.start = self.peak = self.process.memory_info().rss
-        self.thread = threading.Thread(target=self._poll, daemon=True)
-        self.thread.start()
-        return self
-
-    def _poll(self):
-        while self.running:
-            self.peak = max(self.peak, self.process.memory_info().rss)
-            time.sleep(0.002)
-
-    def __exit__(self, *exc):
-        self.running = False
-        self.thread.join()
-        self.growth = self.peak - self.start
+COST_SIZE = 512
 
 
 def oracle_table(engine, pack):
@@ -105,37 +85,26 @@ def lanpaint_samples(engine, model, observation, observed, target_calls, thinkin
     return steps, used, samples
 
 
-def cost_table(engine):
+COST_LABELS = ["ComfyUI euler (plain)", "ComfyUI euler_ancestral", "DInG", "DInG delayed"]
+
+
+def cost_run(engine, label):
+    """Build the tiny model and one sampler, warm up with plain euler, then measure `label`."""
     tiny = next(m for name, m in sys.modules.items() if name.endswith("inverse_test_nodes"))
     model, _, vae = tiny.TinyCheckpointLoader().load("sd15", 0)
-    image, mask = tiny.TinyLoadImage().load(512, 1)
+    image, mask = tiny.TinyLoadImage().load(COST_SIZE, 1)
     cond = tiny.tiny_conditioning("bench")
     latent = engine.nodes["SetLatentNoiseMask"]().set_mask(engine.nodes["VAEEncode"]().encode(vae, image)[0], mask)[0]
     sigmas = engine.nodes["BasicScheduler"]().get_sigmas(model, "normal", STEPS, 1.0)[0]
-    samplers = {"ComfyUI euler (plain)": engine.nodes["KSamplerSelect"]().get_sampler("euler")[0],
-                "ComfyUI euler_ancestral": engine.nodes["KSamplerSelect"]().get_sampler("euler_ancestral")[0],
-                "DInG": engine.nodes["InverseDInGSampler"]().get_sampler("ding", "fm_square", 1.0, 0.01)[0],
-                "DInG delayed": engine.nodes["InverseDInGSampler"]().get_sampler("delayed", "fm_square", 1.0, 0.01)[0]}
+    select, ding_node = engine.nodes["KSamplerSelect"](), engine.nodes["InverseDInGSampler"]()
+    samplers = {"ComfyUI euler (plain)": select.get_sampler("euler")[0],
+                "ComfyUI euler_ancestral": select.get_sampler("euler_ancestral")[0],
+                "DInG": ding_node.get_sampler("ding", "fm_square", 1.0, 0.01)[0],
+                "DInG delayed": ding_node.get_sampler("delayed", "fm_square", 1.0, 0.01)[0]}
     sampler_custom = engine.nodes["SamplerCustom"]()
-    sampler_custom.sample(model, True, 0, 1.0, cond, cond, samplers["DInG"], sigmas[:3], latent)  # warm-up
-    results = {}
-    with torch.inference_mode():
-        for label, sampler in samplers.items():
-            times, growth = [], []
-            for repeat in range(3):
-                with PeakMemory() as memory:
-                    start = time.perf_counter()
-                    sampler_custom.sample(model, True, repeat, 1.0, cond, cond, sampler, sigmas, latent)
-                    times.append(time.perf_counter() - start)
-                growth.append(memory.growth)
-            results[label] = (min(times), max(growth))
-    base_time, base_memory = results["ComfyUI euler (plain)"]
-    print(f"\nTiny SD1.5 UNet, 512x512 px, {STEPS} steps, CPU ({torch.get_num_threads()} threads); best of 3 runs")
-    print("| sampler | wall time (s) | time / euler | peak RSS growth (MiB) | memory / euler |")
-    print("|---|---|---|---|---|")
-    for label, (seconds, grown) in results.items():
-        print(f"| {label} | {seconds:.2f} | {seconds / base_time:.2f} | {grown / 2**20:.1f} | "
-              f"{grown / max(base_memory, 1):.2f} |")
+    with torch.inference_mode():  # as inside ComfyUI's executor
+        sampler_custom.sample(model, True, 0, 1.0, cond, cond, samplers["ComfyUI euler (plain)"], sigmas[:3], latent)
+        measure(lambda: sampler_custom.sample(model, True, 0, 1.0, cond, cond, samplers[label], sigmas, latent))
 
 
 def main():
@@ -145,10 +114,14 @@ def main():
         def __getattr__(self, dotted):
             import importlib
             return importlib.import_module(f"{engine.pack.__name__}.{dotted.replace('__', '.')}")
+    if "--measure" in sys.argv:
+        cost_run(engine, sys.argv[sys.argv.index("--measure") + 1])
+        return
     print(f"engine: {engine.name} ({engine.commit})")
     oracle_table(engine, Modules())
     if "--oracle-only" not in sys.argv:
-        cost_table(engine)
+        print_cost_table(f"Tiny SD1.5 UNet (random weights), {COST_SIZE}x{COST_SIZE} px, {STEPS} steps, CPU, one process "
+                         "per run", COST_LABELS, __file__)
 
 
 if __name__ == "__main__":

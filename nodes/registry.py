@@ -1,4 +1,5 @@
 """Every node the pack registers with ComfyUI."""
+from .dcdp_nodes import DCDP_NODES
 from .demo_nodes import FacePriorLoader
 from .ding_inpaint import DInGInpaint
 from .ding_sampler import DInGSampler
@@ -9,6 +10,7 @@ NODES = {
     "InverseDInGSampler": (DInGSampler, "DInG Sampler (inpainting)"),
     "InverseDInGInpaint": (DInGInpaint, "DInG Inpaint (all-in-one)"),
     **SPIN_NODES,
+    **DCDP_NODES,
     **OPERATOR_NODES,
     "InverseFacePriorLoader": (FacePriorLoader, "Face Prior Demo Model (exact posterior)"),
 }

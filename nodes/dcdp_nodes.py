@@ -1,0 +1,156 @@
+"""Decoupled refinement (DCDP): an all-in-one restoration node and a SAMPLER form."""
+import logging
+
+import comfy.model_management
+import comfy.sample
+import comfy.samplers
+import torch
+
+from ..solvers import dcdp
+from . import comfy_compat, inputs
+from .operator_nodes import OPERATOR
+from .spin_nodes import check_measurement, measurement_pixels
+from .vae_bridge import LatentCodec, pixels_to_image
+
+log = logging.getLogger("inverse_samplers")
+
+
+def dcdp_options_inputs():
+    return {
+        "outer_iterations": ("INT", {"default": 10, "min": 1, "max": 500, "tooltip": "K rounds of fit-then-purify."}),
+        "inner_steps": ("INT", {"default": 100, "min": 1, "max": 5000, "tooltip": "Gradient (or CG) steps of each fit."}),
+        "step_size": ("FLOAT", {"default": 0.1, "min": 0.0001, "max": 2.0, "step": 0.0001, "tooltip":
+                      "Fit step relative to 1/||A||^2 (momentum 0.9): independent of image size and operator scale."}),
+        "proximal_weight": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 100.0, "step": 0.01, "tooltip":
+                            "Pull each fit toward the last purified image; raise it for noisy measurements."}),
+        "start_strength": ("FLOAT", {"default": 0.7, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip":
+                           "Noise of the first purification, as a share of the schedule (like denoise)."}),
+        "end_strength": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01}),
+        "purification": (list(dcdp.PURIFICATIONS), {"default": "ode", "tooltip":
+                         "tweedie: 1 network call per round. ode: purification_steps calls (1-4 for LCM/Turbo/Lightning)."}),
+        "purification_steps": ("INT", {"default": 4, "min": 1, "max": 50}),
+        "dc_solver": (list(dcdp.DC_SOLVERS), {"default": "momentum", "tooltip":
+                      "momentum: the paper's gradient steps, any operator. cg: conjugate gradients, linear operators."}),
+        "skip_final_purification": ("BOOLEAN", {"default": False, "tooltip":
+                                    "End on the last fit (the authors' advice for noiseless measurements)."}),
+    }
+
+
+def dcdp_options(**values):
+    return dcdp.DCDPOptions(**values)
+
+
+def run_dcdp(model, x, sigmas, extra_args, callback, vae, measurement, operator, options):
+    """Shared by both forms: returns (pixels in [−1, 1], last purified latent or None)."""
+    extra_args = dict(extra_args or {})
+    extra_args["denoise_mask"] = None
+    inputs.check_vae(vae)
+    base_model = model.inner_model.inner_model
+    param = comfy_compat.parameterisation_of(base_model.model_sampling)
+    seed = int(extra_args.get("seed") or 0)
+    codec = LatentCodec(vae, base_model.latent_format, model.inner_model.model_patcher, x.device, seed)
+    comfy.model_management.load_models_gpu([model.inner_model.model_patcher, vae.patcher])
+    y = measurement_pixels(measurement, x.shape[0], x.device)
+    scale = inputs.vae_scale(vae)
+    check_measurement(operator, y, (x.shape[0], 3, x.shape[2] * scale, x.shape[3] * scale))
+    log.info("DCDP (%s, %s): %d network calls, %d fits of %d steps", operator.describe(), param.name,
+             dcdp.network_calls(options, sigmas), options.outer_iterations, options.inner_steps)
+    sigma_in = x.new_ones([x.shape[0]])
+
+    def denoise(state, sigma):
+        out = model(state, sigma * sigma_in, **extra_args)
+        if not torch.isfinite(out).all():
+            raise ValueError(f"DCDP: model output at sigma={sigma:.4g} contains NaN or infinite values")
+        return out
+
+    def report(k, latent, x0, sigma):
+        if callback is not None:  # progress over outer iterations, mapped onto the sampler's step count
+            step = min(len(sigmas) - 2, (k + 1) * (len(sigmas) - 1) // options.outer_iterations - 1)
+            callback({"x": latent, "i": step, "sigma": sigma, "sigma_hat": sigma, "denoised": x0})
+
+    return dcdp.sample_dcdp(denoise, codec.decode, codec.encode, operator, y, sigmas, param,
+                            torch.Generator().manual_seed(seed + 1), options, callback=report,
+                            check_interrupt=comfy_compat.check_interrupt), codec
+
+
+@torch.no_grad()
+def sample_dcdp_comfy(model, x, sigmas, extra_args=None, callback=None, disable=None, *, vae, measurement, operator,
+                      options, final_pixels=None):
+    """KSAMPLER contract; the sigmas only supply the purification levels. Returns the last purified
+    latent, or the encoding of the final fit when the final purification is skipped. A dict passed
+    as final_pixels receives the final image itself (the all-in-one node returns it, saving a VAE
+    round trip)."""
+    (pixels, latent), codec = run_dcdp(model, x, sigmas, extra_args, callback, vae, measurement, operator, options)
+    if final_pixels is not None:
+        final_pixels["pixels"] = pixels
+    return latent if latent is not None else codec.encode(pixels)
+
+
+class DCDPSampler:
+    DESCRIPTION = ("Decoupled refinement (DCDP) for SamplerCustom: alternates a pixel-space fit to the measurement "
+                   "with purification by the model. The SIGMAS set the purification levels; the latent sets the output "
+                   "size. Prefer the all-in-one node: it skips a final VAE round trip.")
+    CATEGORY = "sampling/custom_sampling/samplers"
+    RETURN_TYPES = ("SAMPLER",)
+    RETURN_NAMES = ("sampler",)
+    FUNCTION = "get_sampler"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"vae": ("VAE",), "measurement": ("IMAGE",), "operator": (OPERATOR,),
+                             **dcdp_options_inputs()}}
+
+    def get_sampler(self, vae, measurement, operator, **options):
+        inputs.check_vae(vae)
+        inputs.check_image(measurement, "measurement")
+        return (comfy.samplers.KSAMPLER(sample_dcdp_comfy, extra_options={
+            "vae": vae, "measurement": measurement, "operator": operator, "options": dcdp_options(**options)}),)
+
+
+class DCDPRestore:
+    DESCRIPTION = ("Restore a degraded image with decoupled refinement (DCDP): K rounds of pixel-space data "
+                   "consistency and diffusion purification at decaying noise. Few-step models (LCM, Turbo, "
+                   "Lightning) purify in 1-4 steps.")
+    CATEGORY = "sampling/inverse"
+    RETURN_TYPES = ("IMAGE", "STRING")
+    RETURN_NAMES = ("image", "info")
+    FUNCTION = "restore"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL",), "positive": ("CONDITIONING",), "negative": ("CONDITIONING",), "vae": ("VAE",),
+            "measurement": ("IMAGE",), "operator": (OPERATOR,),
+            "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "control_after_generate": True}),
+            "steps": ("INT", {"default": 30, "min": 2, "max": 1000, "tooltip": "Length of the schedule the strengths index."}),
+            "cfg": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01}),
+            "scheduler": (comfy_compat.scheduler_names(), {"default": "normal"}),
+            **dcdp_options_inputs()}}
+
+    def restore(self, model, positive, negative, vae, measurement, operator, seed, steps, cfg, scheduler, **options):
+        vae = inputs.check_vae(vae)
+        measurement = inputs.check_image(measurement, "measurement")
+        comfy_compat.parameterisation_of(comfy_compat.model_sampling_of(model))
+        pixel_shape = operator.input_shape((measurement.shape[0], 3, *measurement.shape[1:3]))
+        scale = inputs.vae_scale(vae)
+        if pixel_shape[-2] % scale or pixel_shape[-1] % scale:
+            raise ValueError(f"measurement: the restored size {pixel_shape[-1]}x{pixel_shape[-2]} is not a multiple of "
+                             f"{scale} (the VAE's scale); crop or pad the measurement")
+        settings = dcdp_options(**options)
+        channels = model.model.latent_format.latent_channels
+        latent = torch.zeros(pixel_shape[0], channels, pixel_shape[-2] // scale, pixel_shape[-1] // scale)
+        sigmas = comfy_compat.compute_sigmas(model, scheduler, steps, 1.0)
+        final = {}
+        sampler = comfy.samplers.KSAMPLER(sample_dcdp_comfy, extra_options={
+            "vae": vae, "measurement": measurement, "operator": operator, "options": settings, "final_pixels": final})
+        comfy.sample.sample_custom(model, torch.zeros_like(latent), cfg, sampler, sigmas, positive, negative, latent,
+                                   callback=comfy_compat.latent_preview.prepare_callback(model, steps), seed=seed)
+        info = (f"DCDP ({operator.describe()}): {settings.outer_iterations} rounds, "
+                f"{dcdp.network_calls(settings, sigmas)} network calls")
+        return (pixels_to_image(final["pixels"]), info)
+
+
+DCDP_NODES = {
+    "InverseDCDPSampler": (DCDPSampler, "DCDP Sampler (decoupled refinement)"),
+    "InverseDCDPRestore": (DCDPRestore, "DCDP Restore (all-in-one)"),
+}

@@ -1,0 +1,169 @@
+"""Decoupled refinement: DCDP (Li et al., arXiv 2403.06054; spec: shared/docs/spin_dcdp.md B, C.1–C.2).
+
+K outer iterations of
+  (i)  data consistency in pixel space: argmin_x ½‖A(x) − y‖² + ½μ‖x − v‖², warm-started at the last
+       purified image v, by momentum gradient steps (the paper's solver; the step is normalised by
+       ‖A‖², so it depends on neither the image size nor the operator's scale, B.4) or, for linear A,
+       by conjugate gradients on the normal equations;
+  (ii) diffusion purification: encode, noise to σ_k (a strength on the model's own schedule that
+       decays linearly over the iterations), denoise by one Tweedie step or a short deterministic
+       ODE (n Euler/DDIM steps; 1–4 for LCM / Turbo / Lightning / consistency models), decode.
+No gradient ever flows through the denoiser or the autoencoder.
+"""
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+
+from .parameterisation import Parameterisation, as_scalar
+
+PURIFICATIONS = ("tweedie", "ode")
+DC_SOLVERS = ("momentum", "cg")
+
+
+@dataclass
+class DCDPOptions:
+    outer_iterations: int = 10         # K
+    inner_steps: int = 100             # τ: gradient steps, or CG iterations
+    step_size: float = 0.1             # η / ‖A‖² on the summed loss (heavy-ball momentum 0.9)
+    proximal_weight: float = 0.0       # μ: pull toward the last purified image (use when σ_y > 0)
+    start_strength: float = 0.7        # share of the schedule re-noised at the first purification
+    end_strength: float = 0.0          # … and at the last (0 = the schedule's smallest σ)
+    purification: str = "ode"          # "tweedie" (1 call) or "ode" (purification_steps calls)
+    purification_steps: int = 4
+    dc_solver: str = "momentum"
+    skip_final_purification: bool = False  # the authors' advice when σ_y = 0
+    first_guess: bool = True           # start from A's y-based guess instead of mid-grey
+
+
+def operator_norm_squared(operator, shape, generator: torch.Generator, iterations: int = 20) -> float:
+    """‖A‖² = largest eigenvalue of AᵀA by power iteration (1 for nonlinear operators)."""
+    if not operator.linear:
+        return 1.0
+    vector = torch.randn(shape, generator=generator, dtype=torch.float32)
+    value = 1.0
+    for _ in range(iterations):
+        vector = vector / vector.norm()
+        image = operator.adjoint(operator.forward(vector))
+        value = float((vector * image).sum())
+        vector = image
+    return max(value, 1e-12)
+
+
+def data_consistency(start, y, operator, options: DCDPOptions, lipschitz: float,
+                     check_interrupt: Optional[Callable[[], None]] = None):
+    """Step (i) from `start` (which is also the proximal anchor)."""
+    if options.dc_solver == "cg":
+        return _conjugate_gradient(start, y, operator, options, check_interrupt)
+    with torch.inference_mode(False), torch.enable_grad():
+        operator = operator.autograd_ready()
+        anchor, target = start.detach().clone().float(), y.detach().clone().float()
+        x = anchor.clone().requires_grad_(True)
+        optimiser = torch.optim.SGD([x], lr=options.step_size / (lipschitz + options.proximal_weight), momentum=0.9)
+        for _ in range(options.inner_steps):
+            if check_interrupt is not None:
+                check_interrupt()
+            optimiser.zero_grad()
+            loss = 0.5 * (operator.forward(x) - target).square().sum()
+            if options.proximal_weight > 0:
+                loss = loss + 0.5 * options.proximal_weight * (x - anchor).square().sum()
+            loss.backward()
+            optimiser.step()
+        return x.detach()
+
+
+def _conjugate_gradient(start, y, operator, options, check_interrupt):
+    """Solve (AᵀA + μI) x = Aᵀy + μ·start by CG from `start` (linear operators only)."""
+    if not operator.linear:
+        raise ValueError(f"dc_solver 'cg' needs a linear operator; {operator.describe()} is not")
+
+    def normal_operator(v):
+        return operator.adjoint(operator.forward(v)) + options.proximal_weight * v
+
+    x = start.clone().float()
+    residual = operator.adjoint(y.float()) + options.proximal_weight * start - normal_operator(x)
+    direction = residual.clone()
+    energy = residual.flatten(1).square().sum(1)
+    for _ in range(options.inner_steps):
+        if check_interrupt is not None:
+            check_interrupt()
+        if float(energy.max()) < 1e-20:
+            break
+        image = normal_operator(direction)
+        alpha = energy / (direction * image).flatten(1).sum(1).clamp_min(1e-30)
+        x = x + alpha.view(-1, 1, 1, 1) * direction
+        residual = residual - alpha.view(-1, 1, 1, 1) * image
+        new_energy = residual.flatten(1).square().sum(1)
+        direction = residual + (new_energy / energy.clamp_min(1e-30)).view(-1, 1, 1, 1) * direction
+        energy = new_energy
+    return x
+
+
+def purification_levels(sigmas, options: DCDPOptions):
+    """Index into `sigmas` (descending, ending in 0) of σ_k for k = 1..K: the strength decays
+    linearly from start_strength to end_strength; strength s sits at index round((1 − s)·n)."""
+    steps = len(sigmas) - 1
+    last = steps - 1  # the smallest nonzero σ
+    if options.outer_iterations == 1:
+        strengths = [options.start_strength]
+    else:
+        strengths = [options.start_strength + (options.end_strength - options.start_strength) * k
+                     / (options.outer_iterations - 1) for k in range(options.outer_iterations)]
+    return [min(last, max(0, round((1.0 - s) * steps))) for s in strengths]
+
+
+def purify(denoise, latent, sigmas, index, param: Parameterisation, options: DCDPOptions, noise):
+    """Step (ii): noise to sigmas[index], then Tweedie or a short deterministic ODE down to 0."""
+    sigma = as_scalar(sigmas[index])
+    x = param.add_noise(latent, noise, sigma)
+    if options.purification == "tweedie":
+        return denoise(x, sigma)
+    steps = len(sigmas) - 1
+    path = torch.linspace(index, steps, options.purification_steps + 1).round().long().unique().tolist()
+    for current, following in zip(path[:-1], path[1:]):
+        sigma, sigma_next = as_scalar(sigmas[current]), as_scalar(sigmas[following])
+        x0 = denoise(x, sigma)
+        x = x0 if sigma_next <= 0 else param.add_noise(x0, param.noise_estimate(x, x0, sigma), sigma_next)
+    return x
+
+
+def sample_dcdp(denoise: Callable, decode: Callable, encode: Callable, operator, measurement: torch.Tensor,
+                sigmas, param: Parameterisation, generator: torch.Generator, options: DCDPOptions,
+                callback: Optional[Callable] = None,
+                check_interrupt: Optional[Callable[[], None]] = None):
+    """Run K rounds; returns (pixels [B, C, H, W] in [−1, 1], the last purified latent or None)."""
+    if options.purification not in PURIFICATIONS:
+        raise ValueError(f"purification must be one of {PURIFICATIONS}, got {options.purification!r}")
+    if options.dc_solver not in DC_SOLVERS:
+        raise ValueError(f"dc_solver must be one of {DC_SOLVERS}, got {options.dc_solver!r}")
+    pixel_shape = operator.input_shape(measurement.shape)
+    lipschitz = operator_norm_squared(operator, pixel_shape, generator)
+    if options.first_guess:
+        image = operator.initial_guess(measurement).float()
+    else:
+        image = torch.zeros(pixel_shape, dtype=torch.float32, device=measurement.device)
+    latent = None
+    levels = purification_levels(sigmas, options)
+    for k, index in enumerate(levels):
+        image = data_consistency(image, measurement, operator, options, lipschitz, check_interrupt)
+        if k == len(levels) - 1 and options.skip_final_purification:
+            latent = None
+            break
+        clean = encode(image.clamp(-1, 1))
+        noise = torch.randn(clean.shape, generator=generator, dtype=torch.float32).to(clean.device, clean.dtype)
+        latent = purify(denoise, clean, sigmas, index, param, options, noise)
+        image = decode(latent).clamp(-1, 1)
+        if callback is not None:
+            callback(k, latent, latent, as_scalar(sigmas[index]))
+    return image.clamp(-1, 1), latent
+
+
+def network_calls(options: DCDPOptions, sigmas) -> int:
+    rounds = options.outer_iterations - (1 if options.skip_final_purification else 0)
+    if options.purification == "tweedie":
+        return rounds
+    steps = len(sigmas) - 1
+    total = 0
+    for index in purification_levels(sigmas, options)[:rounds]:
+        total += len(torch.linspace(index, steps, options.purification_steps + 1).round().long().unique()) - 1
+    return total

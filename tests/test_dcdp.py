@@ -1,0 +1,149 @@
+"""Decoupled refinement (DCDP): the exact oracle (Gaussian-mixture prior, lossless RGB autoencoder in
+ComfyUI's VAE class) against the naive baselines, and the nodes on tiny models of every family."""
+import importlib
+
+import comfy.model_management
+import pytest
+import torch
+
+from test_spin_oracle import NOISE, SHAPE, dense_matrix, operators_under_test, run
+
+N_SAMPLES = 300
+STEPS = 20
+DEFAULTS = dict(outer_iterations=10, inner_steps=100, step_size=0.1, proximal_weight=0.0, start_strength=0.7,
+                end_strength=0.0, purification="ode", purification_steps=4, dc_solver="momentum",
+                skip_final_purification=False)
+
+
+def dcdp_sampler(engine, vae, measurement, operator, **overrides):
+    return engine.nodes["InverseDCDPSampler"]().get_sampler(vae, measurement, operator, **dict(DEFAULTS, **overrides))[0]
+
+
+@pytest.mark.parametrize("prediction", ["eps", "flow"])
+@pytest.mark.parametrize("task", ["inpaint", "blur", "sr_box_x2"])
+def test_dcdp_approaches_exact_posterior_better_than_naive_baselines(engine, pack, prediction, task):
+    generator = torch.Generator().manual_seed(11)
+    dim = SHAPE[0] * SHAPE[1] * SHAPE[2]
+    mixture = pack.solvers__gaussian_mixture.random_mixture(dim, 3, generator, spread=0.35, scale=0.15)
+    operator = operators_under_test(pack)[task]
+    truth = mixture.sample(1, generator).float().reshape(1, *SHAPE)
+    y = operator.simulate(truth, NOISE, generator)
+    posterior = mixture.condition(dense_matrix(operator, dim), y.reshape(-1).double(), NOISE)
+    exact = posterior.sample(N_SAMPLES, generator)
+    distance = pack.solvers__metrics.sliced_wasserstein
+
+    model = pack.nodes__oracle_model.mixture_model(mixture, SHAPE, prediction)
+    vae = pack.nodes__oracle_model.pass_through_vae(3)
+    sigmas = engine.nodes["BasicScheduler"]().get_sigmas(model, "normal", STEPS, 1.0)[0]
+    measurement = pack.nodes__vae_bridge.pixels_to_image(y)
+    empty = torch.zeros(N_SAMPLES, *SHAPE)
+    noisy = dict(proximal_weight=1.0)  # σ_y > 0: anchor each fit to the purified image (spec B.1, pitfall 3)
+    samples = {"dcdp (ode, 4 steps)": run(engine, model, dcdp_sampler(engine, vae, measurement, operator, **noisy),
+                                          sigmas, empty),
+               "dcdp (1 step per round)": run(engine, model, dcdp_sampler(engine, vae, measurement, operator,
+                                                                          purification="tweedie", **noisy), sigmas, empty)}
+    euler = engine.nodes["KSamplerSelect"]().get_sampler("euler")[0]
+    samples["prior"] = run(engine, model, euler, sigmas, empty)
+    first_guess = pack.nodes__vae_bridge.pixels_to_image(operator.initial_guess(y).expand(N_SAMPLES, -1, -1, -1))
+    cut = sigmas[round((1 - DEFAULTS["start_strength"]) * STEPS):]
+    samples["sdedit"] = run(engine, model, euler, cut, vae.encode(first_guess))
+    distances = {name: float(distance(value, exact, generator)) for name, value in samples.items()}
+    print(f"\n{task} {prediction}: sliced W2 to the exact posterior: "
+          + ", ".join(f"{k} {v:.4f}" for k, v in distances.items()))
+    best_naive = min(distances["prior"], distances["sdedit"])
+    assert distances["dcdp (ode, 4 steps)"] < 0.85 * best_naive
+    assert distances["dcdp (1 step per round)"] < 0.85 * best_naive
+
+
+def test_cg_solver_matches_the_normal_equations(pack, generator):
+    dcdp, ops = pack.solvers__dcdp, pack.solvers__operators
+    operator = ops.gaussian_blur(3, 1.0)
+    y = torch.randn(1, 3, 8, 8, generator=generator)
+    start = torch.randn(1, 3, 8, 8, generator=generator)
+    options = dcdp.DCDPOptions(dc_solver="cg", inner_steps=300, proximal_weight=0.5)
+    solution = dcdp.data_consistency(start, y, operator, options, 1.0)
+    gradient = operator.adjoint(operator.forward(solution) - y) + 0.5 * (solution - start)
+    assert float(gradient.abs().max()) < 1e-4
+    momentum = dcdp.data_consistency(start, y, operator, dcdp.DCDPOptions(inner_steps=500, proximal_weight=0.5,
+                                                                           step_size=0.1), 1.0)
+    torch.testing.assert_close(momentum, solution, atol=2e-3, rtol=0)
+
+
+def test_step_is_normalised_by_the_operator_norm(pack, generator):
+    dcdp, ops = pack.solvers__dcdp, pack.solvers__operators
+    operator = ops.Downsample(4, "box")  # ‖A‖² = 1/16
+    assert dcdp.operator_norm_squared(operator, (1, 3, 32, 32), generator) == pytest.approx(1 / 16, rel=1e-3)
+    assert dcdp.operator_norm_squared(ops.ClipHDR(2.0), (1, 3, 32, 32), generator) == 1.0
+
+
+def test_purification_levels_decay_linearly(pack):
+    dcdp = pack.solvers__dcdp
+    sigmas = torch.linspace(1, 0, 21)
+    levels = dcdp.purification_levels(sigmas, dcdp.DCDPOptions(outer_iterations=5, start_strength=0.8, end_strength=0.0))
+    assert levels == [4, 8, 12, 16, 19]  # strength 0.8 → index 4 … strength 0 → the last nonzero σ
+    options = dcdp.DCDPOptions(outer_iterations=5, purification="tweedie")
+    assert dcdp.network_calls(options, sigmas) == 5
+    assert dcdp.network_calls(dcdp.DCDPOptions(outer_iterations=5, purification="tweedie",
+                                               skip_final_purification=True), sigmas) == 4
+
+
+@pytest.mark.parametrize("family", ["sd15", "sd2_v", "unet_flow", "sd3", "flux"])
+def test_restore_node_on_every_family(engine, tiny, family):
+    if family == "flux" and engine.name == "fork":
+        pytest.skip("the PyPI fork comfyui==0.0.1 has no Flux model; Flux runs against upstream (COMFYUI_PATH)")
+    model, _, vae = tiny.TinyCheckpointLoader().load(family, 0)
+    image, _ = tiny.TinyLoadImage().load(64, 2)
+    operator = engine.nodes["InverseOperatorDownsample"]().build(2, "box")[0]
+    measurement = engine.nodes["InverseDegradeImage"]().degrade(image, operator, 0.01, 0)[0]
+    cond = tiny.tiny_conditioning("a")
+    restored, info = engine.nodes["InverseDCDPRestore"]().restore(
+        model, cond, cond, vae, measurement, operator, 0, 6, 1.0, "normal",
+        **dict(DEFAULTS, outer_iterations=2, inner_steps=3, purification_steps=2))
+    assert restored.shape == image.shape and torch.isfinite(restored).all() and "network calls" in info
+
+
+def test_seeds_cg_skip_final_and_untouched_inputs(engine):
+    model, vae, faces, masks, cond = engine.nodes["InverseFacePriorLoader"]().load("eps", 2)
+    operator = engine.nodes["InverseOperatorGaussianBlur"]().build(5, 1.0)[0]
+    measurement = engine.nodes["InverseDegradeImage"]().degrade(faces, operator, 0.0, 0)[0]
+    measurement_copy = measurement.clone()
+    node = engine.nodes["InverseDCDPRestore"]()
+
+    def restore(seed, **overrides):
+        options = dict(DEFAULTS, outer_iterations=3, inner_steps=20, **overrides)
+        return node.restore(model, cond, cond, vae, measurement, operator, seed, 10, 1.0, "normal", **options)[0]
+    first = restore(1)
+    assert torch.equal(first, restore(1)) and not torch.equal(first, restore(2))
+    skipped = restore(1, skip_final_purification=True, dc_solver="cg")
+    fitted = engine.nodes["InverseDegradeImage"]().degrade(skipped, operator, 0.0, 0)[0]
+    assert (fitted - measurement).abs().mean() < (engine.nodes["InverseDegradeImage"]().degrade(
+        first, operator, 0.0, 0)[0] - measurement).abs().mean()  # ending on a fit fits the measurement closer
+    assert torch.equal(measurement, measurement_copy)
+
+
+def test_errors_and_interruption_inside_the_fit(engine):
+    model, vae, faces, masks, cond = engine.nodes["InverseFacePriorLoader"]().load("eps", 1)
+    hdr = engine.nodes["InverseOperatorHDRClip"]().build(2.0)[0]
+    measurement = engine.nodes["InverseDegradeImage"]().degrade(faces, hdr, 0.0, 0)[0]
+    node = engine.nodes["InverseDCDPRestore"]()
+    with pytest.raises(ValueError, match="dc_solver 'cg' needs a linear operator"):
+        node.restore(model, cond, cond, vae, measurement, hdr, 0, 10, 1.0, "normal", **dict(DEFAULTS, dc_solver="cg"))
+
+    class InterruptsDuringFit(type(hdr)):
+        calls = 0
+
+        def forward(self, x):
+            InterruptsDuringFit.calls += 1
+            if InterruptsDuringFit.calls == 5:
+                comfy.model_management.interrupt_current_processing(True)
+            return super().forward(x)
+    try:
+        interrupted = comfy.model_management.InterruptProcessingException
+    except AttributeError:
+        interrupted = importlib.import_module("comfy.interruption").InterruptProcessingException
+    try:
+        with pytest.raises(interrupted):
+            node.restore(model, cond, cond, vae, measurement, InterruptsDuringFit(2.0), 0, 10, 1.0, "normal", **DEFAULTS)
+    finally:
+        comfy.model_management.interrupt_current_processing(False)
+    assert InterruptsDuringFit.calls == 5
