@@ -173,6 +173,55 @@ def spin_face_demo_graph(faces=4, prediction="eps"):
     }
 
 
+SDXL_TURBO = "sd_xl_turbo_1.0_fp16.safetensors"
+DCDP_OPTIONS = {"outer_iterations": 10, "inner_steps": 100, "step_size": 0.1, "proximal_weight": 1.0,
+                "start_strength": 0.7, "end_strength": 0.0, "purification": "ode", "purification_steps": 4,
+                "dc_solver": "momentum", "skip_final_purification": False}
+
+
+def dcdp_restore(operator, measurement, steps=30, **overrides):
+    return {"class_type": "InverseDCDPRestore", "inputs": {
+        "model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0], "vae": ["1", 2], "measurement": measurement,
+        "operator": operator, "seed": 0, "steps": steps, "cfg": 1.0, "scheduler": "normal",
+        **dict(DCDP_OPTIONS, **overrides)}}
+
+
+def dcdp_deblur_and_sr_graph(checkpoint):
+    """Two restorations with decoupled refinement from one image: deblurring and x4 super-resolution."""
+    graph = loaders(checkpoint)
+    graph["2"]["inputs"]["text"], graph["3"]["inputs"]["text"] = RESTORE_PROMPT, ""
+    graph.update({
+        "5": {"class_type": "InverseOperatorGaussianBlur", "inputs": {"kernel_size": 15, "std": 3.0}},
+        "6": {"class_type": "InverseDegradeImage", "inputs": {"image": ["4", 0], "operator": ["5", 0],
+                                                              "noise_std": 0.01, "seed": 0}},
+        "7": dcdp_restore(["5", 0], ["6", 0]) | {"_meta": {"title": "DCDP deblur"}},
+        "8": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "dcdp_deblurred"}},
+        "9": {"class_type": "InverseOperatorDownsample", "inputs": {"factor": 4, "mode": "bicubic"}},
+        "10": {"class_type": "InverseDegradeImage", "inputs": {"image": ["4", 0], "operator": ["9", 0],
+                                                               "noise_std": 0.0, "seed": 0}},
+        "11": dcdp_restore(["9", 0], ["10", 0], proximal_weight=0.0, skip_final_purification=True)
+        | {"_meta": {"title": "DCDP x4 super-resolution (noiseless: ends on the fit)"}},
+        "12": {"class_type": "SaveImage", "inputs": {"images": ["11", 0], "filename_prefix": "dcdp_sr"}},
+        "13": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "dcdp_blurred"}},
+    })
+    return graph
+
+
+def dcdp_few_step_graph(checkpoint):
+    """Few-step purification with a distilled model: 1 network call per round."""
+    graph = loaders(checkpoint)
+    graph["2"]["inputs"]["text"], graph["3"]["inputs"]["text"] = RESTORE_PROMPT, ""
+    graph.update({
+        "5": {"class_type": "InverseOperatorDownsample", "inputs": {"factor": 4, "mode": "bicubic"}},
+        "6": {"class_type": "InverseDegradeImage", "inputs": {"image": ["4", 0], "operator": ["5", 0],
+                                                              "noise_std": 0.01, "seed": 0}},
+        "7": dcdp_restore(["5", 0], ["6", 0], steps=4, purification_steps=1)
+        | {"_meta": {"title": "DCDP with SDXL Turbo: 1-step purification"}},
+        "8": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "dcdp_turbo_sr"}},
+    })
+    return graph
+
+
 WORKFLOWS = {
     "ding_inpaint_sd15_sampler_custom.json": lambda: sampler_custom_graph(SD15, 20, 7.0),
     "ding_inpaint_sd15_all_in_one.json": lambda: all_in_one_graph(SD15, 20, 7.0),
@@ -186,6 +235,8 @@ WORKFLOWS = {
         SD15, {"class_type": "InverseOperatorDenoise", "inputs": {}}, 0.05, estimate_noise=True),
     "spin_inpaint_sd35.json": lambda: spin_inpaint_graph(SD35),
     "spin_face_demo.json": spin_face_demo_graph,
+    "dcdp_deblur_and_sr_sd15.json": lambda: dcdp_deblur_and_sr_graph(SD15),
+    "dcdp_few_step_sdxl_turbo.json": lambda: dcdp_few_step_graph(SDXL_TURBO),
 }
 
 
