@@ -21,13 +21,12 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent / "scripts"))
 sys.path.insert(0, str(ROOT))
 import comfy_harness  # noqa: E402
-from bench_spin import SPIN, STRENGTH, dps_sampler, run, spin_sampler, use_autograd_safe_attention  # noqa: E402
+from bench_spin import SPIN, STRENGTH, Modules, dps_sampler, run, spin_sampler, use_autograd_safe_attention  # noqa: E402
 from isolated import measure, print_cost_table  # noqa: E402
+from oracle_problems import PIXEL_NOISE, PIXEL_SHAPE, pixel_operators, pixel_problem  # noqa: E402
 
-SHAPE = (3, 4, 4)
 N_SAMPLES = 300
 STEPS = 20
-NOISE = 0.05
 DCDP = dict(outer_iterations=10, inner_steps=100, step_size=0.1, proximal_weight=1.0, start_strength=0.7,
             end_strength=0.0, purification="tweedie", purification_steps=4, dc_solver="momentum",
             skip_final_purification=False)
@@ -44,41 +43,32 @@ def timed(call):
 
 
 def oracle_rows(engine):
-    ops, oracle = module(engine, "solvers.operators"), module(engine, "nodes.oracle_model")
-    bridge, metrics = module(engine, "nodes.vae_bridge"), module(engine, "solvers.metrics")
-    mixtures, compat = module(engine, "solvers.gaussian_mixture"), module(engine, "nodes.comfy_compat")
+    oracle, bridge = module(engine, "nodes.oracle_model"), module(engine, "nodes.vae_bridge")
+    metrics, compat = module(engine, "solvers.metrics"), module(engine, "nodes.comfy_compat")
     dcdp, spin_nodes = module(engine, "solvers.dcdp"), module(engine, "nodes.spin_nodes")
-    observed = torch.ones(1, 1, 4, 4)
-    observed[..., :, 2:] = 0.0
-    tasks = {"inpaint": ops.Inpainting(observed), "blur": ops.gaussian_blur(3, 1.0), "sr_box_x2": ops.Downsample(2, "box")}
-    dim = SHAPE[0] * SHAPE[1] * SHAPE[2]
     rows = []
-    for task, operator in tasks.items():
-        generator = torch.Generator().manual_seed(11)
-        mixture = mixtures.random_mixture(dim, 3, generator, spread=0.35, scale=0.15)
-        truth = mixture.sample(1, generator).float().reshape(1, *SHAPE)
-        y = operator.simulate(truth, NOISE, generator)
-        matrix = operator.forward(torch.eye(dim).reshape(dim, *SHAPE)).reshape(dim, -1).T.double()
-        posterior = mixture.condition(matrix, y.reshape(-1).double(), NOISE)
-        exact = posterior.sample(N_SAMPLES, generator)
-        floor = float(metrics.sliced_wasserstein(exact, posterior.sample(N_SAMPLES, generator), generator))
-        model, vae = oracle.mixture_model(mixture, SHAPE, "eps"), oracle.pass_through_vae(3)
+    for task, operator in pixel_operators(Modules(engine)).items():
+        if task == "sr_bicubic_x2":
+            continue
+        mixture, y, exact, floor = pixel_problem(Modules(engine), operator, N_SAMPLES)
+        generator = torch.Generator().manual_seed(0)
+        model, vae = oracle.mixture_model(mixture, PIXEL_SHAPE, "eps"), oracle.pass_through_vae(3)
         param = compat.parameterisation_of(compat.model_sampling_of(model))
         sigmas = engine.nodes["BasicScheduler"]().get_sigmas(model, "normal", STEPS, 1.0)[0]
-        empty, measurement = torch.zeros(N_SAMPLES, *SHAPE), bridge.pixels_to_image(y)
+        empty, measurement = torch.zeros(N_SAMPLES, *PIXEL_SHAPE), bridge.pixels_to_image(y)
         results = []
 
         dcdp_sampler = engine.nodes["InverseDCDPSampler"]().get_sampler(vae, measurement, operator, **DCDP)[0]
         samples, seconds = timed(lambda: run(engine, model, dcdp_sampler, sigmas, empty))
         results.append(("DCDP (10 rounds, Tweedie)", dcdp.network_calls(dcdp.DCDPOptions(**DCDP), sigmas), samples, seconds))
         spin_calls = SPIN["warm_start_iterations"] + len(spin_nodes.warm_start_sigmas(sigmas, STRENGTH)) - 1
-        samples, spin_seconds = timed(lambda: run(engine, model, spin_sampler(engine, vae, measurement, operator, NOISE / 2),
+        samples, spin_seconds = timed(lambda: run(engine, model, spin_sampler(engine, vae, measurement, operator, PIXEL_NOISE / 2),
                                                   sigmas, empty))
         results.append(("Spin", spin_calls, samples, spin_seconds))
         if task == "inpaint":
-            ding = engine.nodes["InverseDInGSampler"]().get_sampler("ding", "fm_square", 1.0, NOISE)[0]
+            ding = engine.nodes["InverseDInGSampler"]().get_sampler("ding", "fm_square", 1.0, PIXEL_NOISE)[0]
             latent = y.expand(N_SAMPLES, -1, -1, -1)
-            hole = (1.0 - observed)[0]
+            hole = 1.0 - operator.observed_mask[0]
             samples, seconds = timed(lambda: engine.nodes["SamplerCustom"]().sample(
                 model, True, 1, 1.0, [[torch.zeros(1, 1, 1), {}]], [[torch.zeros(1, 1, 1), {}]], ding, sigmas,
                 {"samples": latent, "noise_mask": hole[None]})[0]["samples"])

@@ -22,25 +22,18 @@ sys.path.insert(0, str(ROOT))
 import comfy_harness  # noqa: E402
 from dps_baseline import sample_dps  # noqa: E402
 from isolated import measure, print_cost_table  # noqa: E402
-from oracle_problems import NO_PROMPT  # noqa: E402
+from oracle_problems import PIXEL_NOISE, PIXEL_SHAPE, pixel_operators, pixel_problem  # noqa: E402
+from oracle_problems import run_sampler_custom as run  # noqa: E402
 
-SHAPE = (3, 4, 4)
 N_SAMPLES = 300
 STEPS = 20
 STRENGTH = 0.6
-NOISE = 0.05
 SPIN = dict(warm_start_iterations=4, guided_steps=4, guidance_end=0.6, fit_steps=50, fit_lr=0.05, proximity=1.0,
             renoise="stochastic")
 
 
 def module(engine, name):
     return importlib.import_module(f"{engine.pack.__name__}.{name}")
-
-
-def run(engine, model, sampler, sigmas, latent, cond=NO_PROMPT, seed=1):
-    out, _ = engine.nodes["SamplerCustom"]().sample(model, True, seed, 1.0, cond, cond, sampler, sigmas,
-                                                    {"samples": latent})
-    return out["samples"]
 
 
 def spin_sampler(engine, vae, measurement, operator, noise):
@@ -55,35 +48,25 @@ def dps_sampler(engine, vae, y, operator, param, scale):
 
 
 def oracle_table(engine):
-    ops, oracle = module(engine, "solvers.operators"), module(engine, "nodes.oracle_model")
-    bridge, metrics = module(engine, "nodes.vae_bridge"), module(engine, "solvers.metrics")
-    mixtures, spin_nodes = module(engine, "solvers.gaussian_mixture"), module(engine, "nodes.spin_nodes")
+    oracle, bridge = module(engine, "nodes.oracle_model"), module(engine, "nodes.vae_bridge")
+    metrics, spin_nodes = module(engine, "solvers.metrics"), module(engine, "nodes.spin_nodes")
     compat = module(engine, "nodes.comfy_compat")
-    observed = torch.ones(1, 1, 4, 4)
-    observed[..., :, 2:] = 0.0
-    tasks = {"inpaint": ops.Inpainting(observed), "blur": ops.gaussian_blur(3, 1.0), "sr_box_x2": ops.Downsample(2, "box")}
-    dim = SHAPE[0] * SHAPE[1] * SHAPE[2]
     rows = []
     for prediction in ("eps", "flow"):
-        for task, operator in tasks.items():
-            generator = torch.Generator().manual_seed(11)
-            mixture = mixtures.random_mixture(dim, 3, generator, spread=0.35, scale=0.15)
-            truth = mixture.sample(1, generator).float().reshape(1, *SHAPE)
-            y = operator.simulate(truth, NOISE, generator)
-            matrix = operator.forward(torch.eye(dim).reshape(dim, *SHAPE)).reshape(dim, -1).T.double()
-            posterior = mixture.condition(matrix, y.reshape(-1).double(), NOISE)
-            exact = posterior.sample(N_SAMPLES, generator)
-            floor = float(metrics.sliced_wasserstein(exact, posterior.sample(N_SAMPLES, generator), generator))
-            model = oracle.mixture_model(mixture, SHAPE, prediction)
-            vae = oracle.pass_through_vae(3)
+        for task, operator in pixel_operators(Modules(engine)).items():
+            if task == "sr_bicubic_x2":
+                continue
+            mixture, y, exact, floor = pixel_problem(Modules(engine), operator, N_SAMPLES)
+            generator = torch.Generator().manual_seed(0)
+            model, vae = oracle.mixture_model(mixture, PIXEL_SHAPE, prediction), oracle.pass_through_vae(3)
             param = compat.parameterisation_of(compat.model_sampling_of(model))
             sigmas = engine.nodes["BasicScheduler"]().get_sigmas(model, "normal", STEPS, 1.0)[0]
-            empty = torch.zeros(N_SAMPLES, *SHAPE)
+            empty = torch.zeros(N_SAMPLES, *PIXEL_SHAPE)
             spin_calls = SPIN["warm_start_iterations"] + len(spin_nodes.warm_start_sigmas(sigmas, STRENGTH)) - 1
             samples = {}
             start = time.perf_counter()
-            samples[("Spin", spin_calls)] = run(engine, model, spin_sampler(engine, vae, bridge.pixels_to_image(y), operator,
-                                                                            NOISE / 2), sigmas, empty)
+            samples[("Spin", spin_calls)] = run(engine, model, spin_sampler(engine, vae, bridge.pixels_to_image(y),
+                                                                            operator, PIXEL_NOISE / 2), sigmas, empty)
             spin_time = time.perf_counter() - start
             euler = engine.nodes["KSamplerSelect"]().get_sampler("euler")[0]
             samples[("prior (ignores y)", STEPS)] = run(engine, model, euler, sigmas, empty)
@@ -106,6 +89,16 @@ def oracle_table(engine):
     print("|---|---|---|---|---|---|")
     for prediction, task, label, calls, distance, floor in rows:
         print(f"| {prediction} | {task} | {label} | {calls} | {distance:.3f} | {floor:.3f} |")
+
+
+class Modules:
+    """The pack's modules by dotted name with '__' for '.', as the tests' `pack` fixture gives them."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def __getattr__(self, dotted):
+        return module(self.engine, dotted.replace("__", "."))
 
 
 def use_autograd_safe_attention(vae):
@@ -158,7 +151,7 @@ def main():
     print(f"engine: {engine.name} ({engine.commit})")
     oracle_table(engine)
     if "--oracle-only" not in sys.argv:
-        print_cost_table(f"Tiny SD1.5 UNet + tiny VAE, 256x256 px, x4 SR, equal network calls, CPU, one process per "
+        print_cost_table("Tiny SD1.5 UNet + tiny VAE, 256x256 px, x4 SR, equal network calls, CPU, one process per "
                          "run. DPS's autograd clones its saved tensors (ComfyUI adds residuals in place), which "
                          "overstates its memory by up to one copy of the saved activations.", COST_LABELS, __file__)
 

@@ -1,7 +1,6 @@
 """Decoupled refinement (DCDP): an all-in-one restoration node and a SAMPLER form."""
 import logging
 
-import comfy.model_management
 import comfy.sample
 import comfy.samplers
 import torch
@@ -9,8 +8,8 @@ import torch
 from ..solvers import dcdp
 from . import comfy_compat, inputs
 from .operator_nodes import OPERATOR
-from .spin_nodes import check_measurement, measurement_pixels
-from .vae_bridge import LatentCodec, pixels_to_image
+from .restoration import RestorationCall, restored_latent
+from .vae_bridge import pixels_to_image
 
 log = logging.getLogger("inverse_samplers")
 
@@ -42,35 +41,18 @@ def dcdp_options(**values):
 
 def run_dcdp(model, x, sigmas, extra_args, callback, vae, measurement, operator, options):
     """Shared by both forms: returns (pixels in [−1, 1], last purified latent or None)."""
-    extra_args = dict(extra_args or {})
-    extra_args["denoise_mask"] = None
-    inputs.check_vae(vae)
-    base_model = model.inner_model.inner_model
-    param = comfy_compat.parameterisation_of(base_model.model_sampling)
-    seed = int(extra_args.get("seed") or 0)
-    codec = LatentCodec(vae, base_model.latent_format, model.inner_model.model_patcher, x.device, seed)
-    comfy.model_management.load_models_gpu([model.inner_model.model_patcher, vae.patcher])
-    y = measurement_pixels(measurement, x.shape[0], x.device)
-    scale = inputs.vae_scale(vae)
-    check_measurement(operator, y, (x.shape[0], 3, x.shape[2] * scale, x.shape[3] * scale))
-    log.info("DCDP (%s, %s): %d network calls, %d fits of %d steps", operator.describe(), param.name,
+    call = RestorationCall(model, x, extra_args, vae, measurement, operator, "DCDP")
+    log.info("DCDP (%s, %s): %d network calls, %d fits of %d steps", operator.describe(), call.param.name,
              dcdp.network_calls(options, sigmas), options.outer_iterations, options.inner_steps)
-    sigma_in = x.new_ones([x.shape[0]])
-
-    def denoise(state, sigma):
-        out = model(state, sigma * sigma_in, **extra_args)
-        if not torch.isfinite(out).all():
-            raise ValueError(f"DCDP: model output at sigma={sigma:.4g} contains NaN or infinite values")
-        return out
 
     def report(k, latent, x0, sigma):
         if callback is not None:  # progress over outer iterations, mapped onto the sampler's step count
             step = min(len(sigmas) - 2, (k + 1) * (len(sigmas) - 1) // options.outer_iterations - 1)
             callback({"x": latent, "i": step, "sigma": sigma, "sigma_hat": sigma, "denoised": x0})
 
-    return dcdp.sample_dcdp(denoise, codec.decode, codec.encode, operator, y, sigmas, param,
-                            torch.Generator().manual_seed(seed + 1), options, callback=report,
-                            check_interrupt=comfy_compat.check_interrupt), codec
+    return dcdp.sample_dcdp(call.denoise, call.codec.decode, call.codec.encode, operator, call.y, sigmas, call.param,
+                            call.generator(), options, callback=report,
+                            check_interrupt=comfy_compat.check_interrupt), call.codec
 
 
 @torch.no_grad()
@@ -128,17 +110,8 @@ class DCDPRestore:
             **dcdp_options_inputs()}}
 
     def restore(self, model, positive, negative, vae, measurement, operator, seed, steps, cfg, scheduler, **options):
-        vae = inputs.check_vae(vae)
-        measurement = inputs.check_image(measurement, "measurement")
-        comfy_compat.parameterisation_of(comfy_compat.model_sampling_of(model))
-        pixel_shape = operator.input_shape((measurement.shape[0], 3, *measurement.shape[1:3]))
-        scale = inputs.vae_scale(vae)
-        if pixel_shape[-2] % scale or pixel_shape[-1] % scale:
-            raise ValueError(f"measurement: the restored size {pixel_shape[-1]}x{pixel_shape[-2]} is not a multiple of "
-                             f"{scale} (the VAE's scale); crop or pad the measurement")
+        latent = restored_latent(model, vae, measurement, operator)
         settings = dcdp_options(**options)
-        channels = model.model.latent_format.latent_channels
-        latent = torch.zeros(pixel_shape[0], channels, pixel_shape[-2] // scale, pixel_shape[-1] // scale)
         sigmas = comfy_compat.compute_sigmas(model, scheduler, steps, 1.0)
         final = {}
         sampler = comfy.samplers.KSAMPLER(sample_dcdp_comfy, extra_options={

@@ -5,6 +5,7 @@ import torch
 
 from ..solvers import ding
 from . import comfy_compat
+from .restoration import checked_denoiser
 
 log = logging.getLogger("inverse_samplers")
 
@@ -21,9 +22,7 @@ def sample_ding_comfy(model, x, sigmas, extra_args=None, callback=None, disable=
     The clean observed latent is model.latent_image; the mask is extra_args["denoise_mask"]
     (1 = generate). DInG does its own data consistency, so ComfyUI's blending is switched off.
     """
-    extra_args = dict(extra_args or {})
-    hole_mask = extra_args.get("denoise_mask")
-    extra_args["denoise_mask"] = None  # pitfall 1: no replacement blending around our calls
+    hole_mask = (extra_args or {}).get("denoise_mask")
     if hole_mask is None:
         raise MissingMaskError(
             "DInG sampler: latent_image has no mask. Set one with SetLatentNoiseMask (or "
@@ -32,17 +31,13 @@ def sample_ding_comfy(model, x, sigmas, extra_args=None, callback=None, disable=
     if float(hole_mask.max()) <= 0:
         log.warning("DInG sampler: the mask is empty (nothing to inpaint); returning the input latent unchanged.")
         return observation.clone()
-    _check_finite(observation, "latent_image")
+    if not torch.isfinite(observation).all():
+        raise ValueError("DInG sampler: latent_image contains NaN or infinite values (check the VAE encode)")
     param = comfy_compat.parameterisation_of(model.inner_model.inner_model.model_sampling)
-    seed = int(extra_args.get("seed") or 0)
+    seed = int((extra_args or {}).get("seed") or 0)
     log.info("DInG (%s, %s): %d network calls for %d steps", variant, param.name,
              ding.network_calls(sigmas, variant), len(sigmas) - 1)
-    sigma_in = x.new_ones([x.shape[0]])
-
-    def denoise(state, sigma):
-        out = model(state, sigma * sigma_in, **extra_args)
-        _check_finite(out, f"model output at sigma={sigma:.4g}")
-        return out
+    denoise = checked_denoiser(model, extra_args, x, "DInG sampler")  # pitfall 1: no ComfyUI blending
 
     def report(i, state, x0, sigma):
         if callback is not None:
@@ -52,12 +47,6 @@ def sample_ding_comfy(model, x, sigmas, extra_args=None, callback=None, disable=
                             torch.Generator().manual_seed(seed + 1),  # seed itself made the start noise
                             obs_std=obs_std, eta_schedule=eta_schedule, eta_scale=eta_scale, variant=variant,
                             callback=report, check_interrupt=comfy_compat.check_interrupt)
-
-
-def _check_finite(tensor, what):
-    if not torch.isfinite(tensor).all():
-        raise ValueError(f"DInG sampler: {what} contains NaN or infinite values "
-                         "(try a float32 VAE/model, or check the upstream nodes).")
 
 
 def ding_options_inputs():

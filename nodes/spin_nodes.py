@@ -1,15 +1,14 @@
 """Spin as a ComfyUI SAMPLER and as an all-in-one restoration node."""
 import logging
 
-import comfy.model_management
 import comfy.sample
 import comfy.samplers
 import torch
 
 from ..solvers import spin
 from . import comfy_compat, inputs
-from .operator_nodes import OPERATOR, check_operator_fits
-from .vae_bridge import LatentCodec, image_to_pixels, pixels_to_image
+from .operator_nodes import OPERATOR
+from .restoration import RestorationCall, restored_latent
 
 log = logging.getLogger("inverse_samplers")
 
@@ -51,55 +50,21 @@ def warm_start_sigmas(sigmas, strength):
 def sample_spin_comfy(model, x, sigmas, extra_args=None, callback=None, disable=None, *, vae, measurement, operator,
                       strength, options):
     """KSAMPLER contract: Spin starts from its own y-based warm start, so x only gives the shape."""
-    extra_args = dict(extra_args or {})
-    extra_args["denoise_mask"] = None
-    inputs.check_vae(vae)
-    base_model = model.inner_model.inner_model
-    param = comfy_compat.parameterisation_of(base_model.model_sampling)
-    seed = int(extra_args.get("seed") or 0)
-    codec = LatentCodec(vae, base_model.latent_format, model.inner_model.model_patcher, x.device, seed)
-    comfy.model_management.load_models_gpu([model.inner_model.model_patcher, vae.patcher])
-    y = measurement_pixels(measurement, x.shape[0], x.device)
-    pixel_shape = (x.shape[0], 3, x.shape[2] * inputs.vae_scale(vae), x.shape[3] * inputs.vae_scale(vae))
-    check_measurement(operator, y, pixel_shape)
+    call = RestorationCall(model, x, extra_args, vae, measurement, operator, "Spin sampler")
     run_sigmas = warm_start_sigmas(sigmas, strength)
     offset = len(sigmas) - len(run_sigmas)
-    log.info("Spin (%s, %s): %d network calls, %d pixel fits of %d steps", operator.describe(), param.name,
+    log.info("Spin (%s, %s): %d network calls, %d pixel fits of %d steps", operator.describe(), call.param.name,
              spin.network_calls(run_sigmas, options), options.warm_start_iterations + options.guided_steps,
              options.fit_steps)
-    sigma_in = x.new_ones([x.shape[0]])
-
-    def denoise(state, sigma):
-        out = model(state, sigma * sigma_in, **extra_args)
-        if not torch.isfinite(out).all():
-            raise ValueError(f"Spin sampler: model output at sigma={sigma:.4g} contains NaN or infinite values")
-        return out
 
     def report(i, state, x0, sigma):
         if callback is not None:
             callback({"x": state, "i": offset + i, "sigma": sigmas[offset + i], "sigma_hat": sigmas[offset + i],
                       "denoised": x0})
 
-    return spin.sample_spin(denoise, codec.decode, codec.encode, operator, y, run_sigmas, param,
-                            torch.Generator().manual_seed(seed + 1), options, callback=report,
+    return spin.sample_spin(call.denoise, call.codec.decode, call.codec.encode, operator, call.y, run_sigmas,
+                            call.param, call.generator(), options, callback=report,
                             check_interrupt=comfy_compat.check_interrupt)
-
-
-def measurement_pixels(measurement, batch, device):
-    measurement = inputs.check_image(measurement, "measurement")
-    if measurement.shape[0] not in (1, batch):
-        raise ValueError(f"measurement: batch of {measurement.shape[0]} images for a latent batch of {batch}")
-    return image_to_pixels(measurement, device).expand(batch, -1, -1, -1)
-
-
-def check_measurement(operator, y, pixel_shape):
-    check_operator_fits(operator, pixel_shape, "latent_image (decoded size)")
-    expected = operator.measurement_shape(pixel_shape)
-    if tuple(y.shape[-2:]) != tuple(expected[-2:]):
-        raise ValueError(
-            f"measurement: size {y.shape[-1]}x{y.shape[-2]} does not fit {operator.describe()} of the model's "
-            f"{pixel_shape[-1]}x{pixel_shape[-2]} output (expected {expected[-1]}x{expected[-2]}); "
-            "make the latent the size of the restored image")
 
 
 class SpinSampler:
@@ -146,16 +111,7 @@ class SpinRestore:
 
     def restore(self, model, positive, negative, vae, measurement, operator, seed, steps, cfg, scheduler,
                 warm_start_strength, **options):
-        vae = inputs.check_vae(vae)
-        measurement = inputs.check_image(measurement, "measurement")
-        comfy_compat.parameterisation_of(comfy_compat.model_sampling_of(model))
-        pixel_shape = operator.input_shape((measurement.shape[0], 3, *measurement.shape[1:3]))
-        scale = inputs.vae_scale(vae)
-        if pixel_shape[-2] % scale or pixel_shape[-1] % scale:
-            raise ValueError(f"measurement: the restored size {pixel_shape[-1]}x{pixel_shape[-2]} is not a multiple of "
-                             f"{scale} (the VAE's scale); crop or pad the measurement")
-        channels = model.model.latent_format.latent_channels
-        latent = torch.zeros(pixel_shape[0], channels, pixel_shape[-2] // scale, pixel_shape[-1] // scale)
+        latent = restored_latent(model, vae, measurement, operator)
         sampler = SpinSampler().get_sampler(vae, measurement, operator, warm_start_strength, **options)[0]
         sigmas = comfy_compat.compute_sigmas(model, scheduler, steps, 1.0)
         samples = comfy.sample.sample_custom(

@@ -37,3 +37,38 @@ def sample_with_sampler_custom(engine, model, sampler, observation, observed, n_
     output, _ = engine.nodes["SamplerCustom"]().sample(model, True, seed, 1.0, NO_PROMPT, NO_PROMPT, sampler,
                                                        sigmas, latent)
     return output["samples"].reshape(n_samples, -1).double()
+
+
+# Restoration problems: a mixture over RGB images [3, 4, 4] (pixel space = latent space through a
+# lossless autoencoder), observed through an operator with noise PIXEL_NOISE ([−1, 1] units).
+PIXEL_SHAPE = (3, 4, 4)
+PIXEL_NOISE = 0.05
+
+
+def pixel_operators(pack):
+    ops = pack.solvers__operators
+    observed = torch.ones(1, 1, 4, 4)
+    observed[..., :, 2:] = 0.0
+    return {"inpaint": ops.Inpainting(observed), "blur": ops.gaussian_blur(3, 1.0),
+            "sr_box_x2": ops.Downsample(2, "box"), "sr_bicubic_x2": ops.Downsample(2, "bicubic")}
+
+
+def pixel_problem(pack, operator, n_samples, seed=11):
+    """(mixture, measurement y [1, 3, 4, 4 or less], exact posterior samples [n, 48], noise floor)."""
+    generator = torch.Generator().manual_seed(seed)
+    dim = PIXEL_SHAPE[0] * PIXEL_SHAPE[1] * PIXEL_SHAPE[2]
+    mixture = pack.solvers__gaussian_mixture.random_mixture(dim, 3, generator, spread=0.35, scale=0.15)
+    truth = mixture.sample(1, generator).float().reshape(1, *PIXEL_SHAPE)
+    y = operator.simulate(truth, PIXEL_NOISE, generator)
+    matrix = operator.forward(torch.eye(dim).reshape(dim, *PIXEL_SHAPE)).reshape(dim, -1).T.double()
+    posterior = mixture.condition(matrix, y.reshape(-1).double(), PIXEL_NOISE)
+    exact = posterior.sample(n_samples, generator)
+    floor = float(pack.solvers__metrics.sliced_wasserstein(exact, posterior.sample(n_samples, generator), generator))
+    return mixture, y, exact, floor
+
+
+def run_sampler_custom(engine, model, sampler, sigmas, latent, cond=NO_PROMPT, seed=1):
+    """SamplerCustom on a plain latent (no mask); returns the output samples."""
+    out, _ = engine.nodes["SamplerCustom"]().sample(model, True, seed, 1.0, cond, cond, sampler, sigmas,
+                                                    {"samples": latent})
+    return out["samples"]

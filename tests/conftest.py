@@ -37,3 +37,12 @@ def tiny(engine):
 @pytest.fixture
 def generator():
     return torch.Generator().manual_seed(1234)
+
+
+def interrupt_exception():
+    """What a cancelled run raises: upstream keeps it in model_management, the fork in comfy.interruption."""
+    import comfy.model_management
+    try:
+        return comfy.model_management.InterruptProcessingException
+    except AttributeError:
+        return importlib.import_module("comfy.interruption").InterruptProcessingException

@@ -1,10 +1,10 @@
 """The DInG nodes inside ComfyUI: every model family, SamplerCustom and SamplerCustomAdvanced,
 batches, seeds, progress, interruption, clear errors, and fidelity outside the mask."""
-import importlib
-
 import comfy.model_management
 import pytest
 import torch
+
+from conftest import interrupt_exception
 
 FAMILIES = ["sd15", "sd2_v", "unet_flow", "sd3", "flux"]
 
@@ -134,10 +134,7 @@ def test_progress_previews_and_network_calls(engine, pack):
 
 def test_interrupt_stops_sampling(engine):
     model, vae, faces, masks, cond = face_setup(engine)
-    try:  # upstream keeps the exception in model_management, the fork in comfy.interruption
-        interrupted = comfy.model_management.InterruptProcessingException
-    except AttributeError:
-        interrupted = importlib.import_module("comfy.interruption").InterruptProcessingException
+    interrupted = interrupt_exception()
     comfy.model_management.interrupt_current_processing(True)
     try:
         with pytest.raises(interrupted):

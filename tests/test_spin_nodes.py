@@ -1,10 +1,10 @@
 """Spin and the operator nodes inside ComfyUI: every model family, SamplerCustom(Advanced),
 batches, seeds, interruption inside the pixel fit, clear errors."""
-import importlib
-
 import comfy.model_management
 import pytest
 import torch
+
+from conftest import interrupt_exception
 
 SPIN_OPTIONS = dict(warm_start_strength=0.6, warm_start_iterations=2, guided_steps=2, guidance_end=0.6, fit_steps=5,
                     fit_lr=0.05, proximity=1.0, measurement_noise=0.01, renoise="stochastic")
@@ -90,10 +90,7 @@ def test_interrupt_is_checked_inside_the_pixel_fit(engine, pack):
             return super().forward(x)
 
     operator = InterruptsDuringFit(blur.kernel, "blur")
-    try:
-        interrupted = comfy.model_management.InterruptProcessingException
-    except AttributeError:
-        interrupted = importlib.import_module("comfy.interruption").InterruptProcessingException
+    interrupted = interrupt_exception()
     try:
         with pytest.raises(interrupted):
             restore(engine, model, vae, measurement, operator, cond, fit_steps=50)

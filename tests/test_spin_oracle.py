@@ -5,59 +5,38 @@ from the prior; SDEdit from the operator's y-based first guess at the same t*)."
 import pytest
 import torch
 
-from oracle_problems import NO_PROMPT
+from oracle_problems import PIXEL_NOISE, PIXEL_SHAPE, pixel_operators, pixel_problem, run_sampler_custom
 
-SHAPE = (3, 4, 4)
 N_SAMPLES = 300
 STEPS = 20
 STRENGTH = 0.6
-NOISE = 0.05  # measurement noise, [−1, 1] units
-
-
-def operators_under_test(pack):
-    ops = pack.solvers__operators
-    observed = torch.ones(1, 1, 4, 4)
-    observed[..., :, 2:] = 0.0
-    return {"inpaint": ops.Inpainting(observed), "blur": ops.gaussian_blur(3, 1.0),
-            "sr_box_x2": ops.Downsample(2, "box"), "sr_bicubic_x2": ops.Downsample(2, "bicubic")}
-
-
-def dense_matrix(operator, dim):
-    basis = torch.eye(dim).reshape(dim, *SHAPE)
-    return operator.forward(basis).reshape(dim, -1).T.double()
+# How far below the best naive baseline Spin must land, per task. Measured (fork, this file's seeds):
+# inpaint and blur 0.28–0.39 of the baseline; super-resolution, where y fixes least of the image, 0.55–0.71.
+MARGIN = {"inpaint": 0.5, "blur": 0.5, "sr_box_x2": 0.8, "sr_bicubic_x2": 0.8}
 
 
 def spin_sampler(engine, vae, measurement, operator):
     return engine.nodes["InverseSpinSampler"]().get_sampler(
         vae, measurement, operator, STRENGTH, warm_start_iterations=4, guided_steps=4, guidance_end=0.6,
-        fit_steps=50, fit_lr=0.05, proximity=1.0, measurement_noise=NOISE / 2, renoise="stochastic")[0]
+        fit_steps=50, fit_lr=0.05, proximity=1.0, measurement_noise=PIXEL_NOISE / 2, renoise="stochastic")[0]
 
 
-def run(engine, model, sampler, sigmas, latent, seed=1):
-    out, _ = engine.nodes["SamplerCustom"]().sample(model, True, seed, 1.0, NO_PROMPT, NO_PROMPT, sampler, sigmas,
-                                                    {"samples": latent})
-    return out["samples"].reshape(len(latent), -1).double()
+def run(engine, model, sampler, sigmas, latent):
+    return run_sampler_custom(engine, model, sampler, sigmas, latent).reshape(len(latent), -1).double()
 
 
 @pytest.mark.parametrize("prediction", ["eps", "flow"])
 @pytest.mark.parametrize("task", ["inpaint", "blur", "sr_box_x2", "sr_bicubic_x2"])
 def test_spin_approaches_exact_posterior_better_than_naive_baselines(engine, pack, prediction, task):
-    generator = torch.Generator().manual_seed(11)
-    dim = SHAPE[0] * SHAPE[1] * SHAPE[2]
-    mixture = pack.solvers__gaussian_mixture.random_mixture(dim, 3, generator, spread=0.35, scale=0.15)
-    operator = operators_under_test(pack)[task]
-    truth = mixture.sample(1, generator).float().reshape(1, *SHAPE)
-    y = operator.simulate(truth, NOISE, generator)
-    posterior = mixture.condition(dense_matrix(operator, dim), y.reshape(-1).double(), NOISE)
-    exact = posterior.sample(N_SAMPLES, generator)
-    distance = pack.solvers__metrics.sliced_wasserstein
-    floor = distance(exact, posterior.sample(N_SAMPLES, generator), generator)
+    operator = pixel_operators(pack)[task]
+    mixture, y, exact, floor = pixel_problem(pack, operator, N_SAMPLES)
+    distance, generator = pack.solvers__metrics.sliced_wasserstein, torch.Generator().manual_seed(0)
 
-    model = pack.nodes__oracle_model.mixture_model(mixture, SHAPE, prediction)
+    model = pack.nodes__oracle_model.mixture_model(mixture, PIXEL_SHAPE, prediction)
     vae = pack.nodes__oracle_model.pass_through_vae(3)
     sigmas = engine.nodes["BasicScheduler"]().get_sigmas(model, "normal", STEPS, 1.0)[0]
     measurement = pack.nodes__vae_bridge.pixels_to_image(y)
-    empty = torch.zeros(N_SAMPLES, *SHAPE)
+    empty = torch.zeros(N_SAMPLES, *PIXEL_SHAPE)
     spin_samples = run(engine, model, spin_sampler(engine, vae, measurement, operator), sigmas, empty)
 
     euler = engine.nodes["KSamplerSelect"]().get_sampler("euler")[0]
@@ -70,4 +49,4 @@ def test_spin_approaches_exact_posterior_better_than_naive_baselines(engine, pac
                  (("spin", spin_samples), ("prior", prior_samples), ("sdedit", sdedit_samples))}
     print(f"\n{task} {prediction}: sliced W2 to the exact posterior (floor {floor:.4f}): "
           + ", ".join(f"{k} {v:.4f}" for k, v in distances.items()))
-    assert distances["spin"] < 0.7 * min(distances["prior"], distances["sdedit"])
+    assert distances["spin"] < MARGIN[task] * min(distances["prior"], distances["sdedit"])

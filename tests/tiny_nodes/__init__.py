@@ -30,6 +30,9 @@ def _fill(module, seed):
                 param.copy_(torch.randn(param.shape, generator=generator) * 0.02)
             else:
                 param.fill_(1.0 if name.endswith("weight") else 0.0)
+        for buffer in module.buffers():  # checkpoint-loaded buffers (SD3's pos_embed) start as torch.empty garbage
+            if buffer.is_floating_point():
+                buffer.copy_(torch.randn(buffer.shape, generator=generator) * 0.02)
     return module
 
 

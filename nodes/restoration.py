@@ -1,0 +1,74 @@
+"""What every sampler of the pack takes from ComfyUI's KSAMPLER call, written once."""
+import comfy.model_management
+import torch
+
+from . import comfy_compat, inputs
+from .operator_nodes import check_operator_fits
+from .vae_bridge import LatentCodec, image_to_pixels
+
+
+def checked_denoiser(model, extra_args, x, who):
+    """D(x, σ) → x̂0 through ComfyUI's wrapped model (CFG, patches), with ComfyUI's own mask
+    blending switched off, failing clearly on NaN."""
+    extra_args = dict(extra_args or {}, denoise_mask=None)
+    sigma_in = x.new_ones([x.shape[0]])
+
+    def denoise(state, sigma):
+        out = model(state, sigma * sigma_in, **extra_args)
+        if not torch.isfinite(out).all():
+            raise ValueError(f"{who}: model output at sigma={sigma:.4g} contains NaN or infinite values "
+                             "(try a float32 model or VAE, or check the upstream nodes)")
+        return out
+    return denoise
+
+
+class RestorationCall:
+    """A restoration sampler's view of one KSAMPLER call: the parameterisation, the seed, the pixel
+    measurement y checked against the operator and the output size, the VAE codec, the denoiser."""
+
+    def __init__(self, model, x, extra_args, vae, measurement, operator, who):
+        inputs.check_vae(vae)
+        base_model = model.inner_model.inner_model
+        self.param = comfy_compat.parameterisation_of(base_model.model_sampling)
+        self.seed = int((extra_args or {}).get("seed") or 0)
+        patcher = model.inner_model.model_patcher
+        self.codec = LatentCodec(vae, base_model.latent_format, patcher, x.device, self.seed)
+        comfy.model_management.load_models_gpu([patcher, vae.patcher])
+        self.y = measurement_pixels(measurement, x.shape[0], x.device)
+        scale = inputs.vae_scale(vae)
+        check_measurement(operator, self.y, (x.shape[0], 3, x.shape[2] * scale, x.shape[3] * scale))
+        self.denoise = checked_denoiser(model, extra_args, x, who)
+
+    def generator(self):
+        return torch.Generator().manual_seed(self.seed + 1)  # the seed itself made ComfyUI's start noise
+
+
+def measurement_pixels(measurement, batch, device):
+    measurement = inputs.check_image(measurement, "measurement")
+    if measurement.shape[0] not in (1, batch):
+        raise ValueError(f"measurement: batch of {measurement.shape[0]} images for a latent batch of {batch}")
+    return image_to_pixels(measurement, device).expand(batch, -1, -1, -1)
+
+
+def check_measurement(operator, y, pixel_shape):
+    check_operator_fits(operator, pixel_shape, "latent_image (decoded size)")
+    expected = operator.measurement_shape(pixel_shape)
+    if tuple(y.shape[-2:]) != tuple(expected[-2:]):
+        raise ValueError(
+            f"measurement: size {y.shape[-1]}x{y.shape[-2]} does not fit {operator.describe()} of the model's "
+            f"{pixel_shape[-1]}x{pixel_shape[-2]} output (expected {expected[-1]}x{expected[-2]}); "
+            "make the latent the size of the restored image")
+
+
+def restored_latent(model, vae, measurement, operator):
+    """The all-in-one nodes' empty latent at the size of the restored image (the operator's input)."""
+    vae = inputs.check_vae(vae)
+    measurement = inputs.check_image(measurement, "measurement")
+    comfy_compat.parameterisation_of(comfy_compat.model_sampling_of(model))
+    pixel_shape = operator.input_shape((measurement.shape[0], 3, *measurement.shape[1:3]))
+    scale = inputs.vae_scale(vae)
+    if pixel_shape[-2] % scale or pixel_shape[-1] % scale:
+        raise ValueError(f"measurement: the restored size {pixel_shape[-1]}x{pixel_shape[-2]} is not a multiple of "
+                         f"{scale} (the VAE's scale); crop or pad the measurement")
+    channels = model.model.latent_format.latent_channels
+    return torch.zeros(pixel_shape[0], channels, pixel_shape[-2] // scale, pixel_shape[-1] // scale)
