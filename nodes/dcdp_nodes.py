@@ -35,10 +35,6 @@ def dcdp_options_inputs():
     }
 
 
-def dcdp_options(**values):
-    return dcdp.DCDPOptions(**values)
-
-
 def run_dcdp(model, x, sigmas, extra_args, callback, vae, measurement, operator, options):
     """Shared by both forms: returns (pixels in [−1, 1], last purified latent or None)."""
     call = RestorationCall(model, x, extra_args, vae, measurement, operator, "DCDP")
@@ -86,7 +82,7 @@ class DCDPSampler:
         inputs.check_vae(vae)
         inputs.check_image(measurement, "measurement")
         return (comfy.samplers.KSAMPLER(sample_dcdp_comfy, extra_options={
-            "vae": vae, "measurement": measurement, "operator": operator, "options": dcdp_options(**options)}),)
+            "vae": vae, "measurement": measurement, "operator": operator, "options": dcdp.DCDPOptions(**options)}),)
 
 
 class DCDPRestore:
@@ -111,7 +107,7 @@ class DCDPRestore:
 
     def restore(self, model, positive, negative, vae, measurement, operator, seed, steps, cfg, scheduler, **options):
         latent = restored_latent(model, vae, measurement, operator)
-        settings = dcdp_options(**options)
+        settings = dcdp.DCDPOptions(**options)
         sigmas = comfy_compat.compute_sigmas(model, scheduler, steps, 1.0)
         final = {}
         sampler = comfy.samplers.KSAMPLER(sample_dcdp_comfy, extra_options={
