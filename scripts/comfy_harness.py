@@ -3,7 +3,7 @@ loader, and validate / execute API prompts with ComfyUI's executor. Used by the 
 job and the benchmarks.
 
 Engine: upstream ComfyUI when COMFYUI_PATH names a checkout, else the PyPI fork `comfyui==0.0.1`.
-EXTRA_CUSTOM_NODES (os.pathsep-separated folders) loads other packs beside this one (the benchmark's peers).
+COMFYUI_GPU=1 lets ComfyUI use its GPU (the default is --cpu). EXTRA_CUSTOM_NODES (os.pathsep-separated folders) loads other packs beside this one (the benchmark's peers).
 """
 import asyncio
 import os
@@ -145,7 +145,7 @@ def boot(with_test_nodes=True):
         import comfy.options
         comfy.options.enable_args_parsing(False)
         import comfy.cli_args
-        comfy.cli_args.args.cpu = True
+        comfy.cli_args.args.cpu = os.environ.get("COMFYUI_GPU") != "1"
         import folder_paths
         folder_paths.folder_names_and_paths["custom_nodes"] = ([str(custom_nodes_dir)], set())
         import nodes
@@ -157,7 +157,7 @@ def boot(with_test_nodes=True):
         import comfy.options
         comfy.options.enable_args_parsing(False)
         import comfy.cli_args
-        comfy.cli_args.args.cpu = True
+        comfy.cli_args.args.cpu = os.environ.get("COMFYUI_GPU") != "1"
         from comfy.cmd import folder_paths
         folder_paths.folder_names_and_paths["custom_nodes"] = folder_paths.FolderPathsTuple(
             "custom_nodes", [str(custom_nodes_dir)], set())

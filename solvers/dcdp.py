@@ -10,6 +10,7 @@ K outer iterations of
        ODE (n Euler/DDIM steps; 1–4 for LCM / Turbo / Lightning / consistency models), decode.
 No gradient ever flows through the denoiser or the autoencoder.
 """
+import math
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -47,6 +48,8 @@ def operator_norm_squared(operator, shape, generator: torch.Generator, iteration
         image = operator.adjoint(operator.forward(vector))
         value = float((vector * image).sum())
         vector = image
+    if not math.isfinite(value):
+        raise ValueError(f"operator: could not estimate the norm of {operator.describe()} (got {value})")
     return max(value, 1e-12)
 
 

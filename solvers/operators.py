@@ -26,8 +26,13 @@ class Operator:
         which for a linear map is its adjoint exactly."""
         if not self.linear:
             raise TypeError(f"{self.name} is not linear and has no adjoint")
-        probe = torch.zeros(self.input_shape(y.shape), dtype=y.dtype, device=y.device)
-        return torch.func.vjp(self.forward, probe)[1](y)[0]
+        # plain autograd on ordinary tensors: ComfyUI runs under inference mode, and torch.func.vjp
+        # there returned NaN with torch 2.11 (seen on the GPU machine)
+        with torch.inference_mode(False), torch.enable_grad():
+            probe = torch.zeros(self.input_shape(y.shape), dtype=y.dtype, device=y.device, requires_grad=True)
+            image = self.autograd_ready().forward(probe)
+            (gradient,) = torch.autograd.grad(image, probe, grad_outputs=y.clone())
+        return gradient
 
     def input_shape(self, measurement_shape):
         """The image shape [B, C, H, W] whose measurement has `measurement_shape`."""

@@ -75,3 +75,17 @@ def test_noise_estimate_matches_truth_and_scikit_image(pack, sigma):
     photo = torch.from_numpy(camera().copy()).float() / 255.0 + noise  # a real photo: compare with skimage's
     reference = float(estimate_sigma(photo.numpy()))                    # wavelet MAD estimator
     assert float(estimate(photo[None, None])) == pytest.approx(reference, rel=0.05)
+
+
+@pytest.mark.parametrize("name", ["sr_bicubic", "gaussian", "inpaint_soft"])
+def test_adjoint_inside_inference_mode(pack, name, generator):
+    """ComfyUI runs every node under torch.inference_mode; the generic adjoint must still work there."""
+    operator = linear_operators(pack)[name]
+    x = torch.randn(2, 3, 16, 16, generator=generator)
+    y = torch.randn(operator.measurement_shape(x.shape), generator=generator)
+    expected = operator.adjoint(y)
+    with torch.inference_mode():
+        inside = pack.solvers__operators.Operator.adjoint(operator, y.clone())
+    assert torch.isfinite(inside).all()
+    torch.testing.assert_close(inside, pack.solvers__operators.Operator.adjoint(operator, y))
+    torch.testing.assert_close(expected, operator.adjoint(y))

@@ -36,7 +36,6 @@ def test_spin_sampler_in_sampler_custom_and_advanced(engine, tiny, family):
     options = dict(SPIN_OPTIONS)
     strength = options.pop("warm_start_strength")
     sampler = engine.nodes["InverseSpinSampler"]().get_sampler(vae, measurement, operator, strength, **options)[0]
-    latent = engine.nodes["EmptyLatentImage"]().generate(64, 64, 2)[0]
     latent = {"samples": torch.zeros(2, model.model.latent_format.latent_channels, 8, 8)}
     sigmas = engine.nodes["BasicScheduler"]().get_sigmas(model, "normal", 5, 1.0)[0]
     out, _ = engine.nodes["SamplerCustom"]().sample(model, True, 3, 1.0, cond, cond, sampler, sigmas, latent)
@@ -44,7 +43,9 @@ def test_spin_sampler_in_sampler_custom_and_advanced(engine, tiny, family):
     guider = engine.nodes["CFGGuider"]().get_guider(model, cond, cond, 1.0)[0]
     advanced, _ = engine.nodes["SamplerCustomAdvanced"]().sample(
         engine.nodes["RandomNoise"]().get_noise(3)[0], guider, sampler, sigmas, latent)
-    torch.testing.assert_close(advanced["samples"], out["samples"])
+    # bit-exact on the CPU; CUDA's atomic-add backward of the bicubic resize (inside the pixel fit) is not deterministic
+    on_gpu = comfy.model_management.get_torch_device().type == "cuda"
+    torch.testing.assert_close(advanced["samples"], out["samples"], atol=0.05 if on_gpu else 1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("operator_node, args", [
