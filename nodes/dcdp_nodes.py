@@ -1,14 +1,13 @@
 """Decoupled refinement (DCDP): an all-in-one restoration node and a SAMPLER form."""
 import logging
 
-import comfy.sample
 import comfy.samplers
 import torch
 
 from ..solvers import dcdp
 from . import comfy_compat, inputs
 from .operator_nodes import OPERATOR
-from .restoration import RestorationCall, restored_latent
+from .restoration import RestorationCall, restored_latent, sample_restoration
 from .vae_bridge import pixels_to_image
 
 log = logging.getLogger("inverse_samplers")
@@ -112,8 +111,7 @@ class DCDPRestore:
         final = {}
         sampler = comfy.samplers.KSAMPLER(sample_dcdp_comfy, extra_options={
             "vae": vae, "measurement": measurement, "operator": operator, "options": settings, "final_pixels": final})
-        comfy.sample.sample_custom(model, torch.zeros_like(latent), cfg, sampler, sigmas, positive, negative, latent,
-                                   callback=comfy_compat.latent_preview.prepare_callback(model, steps), seed=seed)
+        sample_restoration(model, sampler, sigmas, positive, negative, cfg, latent, seed)
         info = (f"DCDP ({operator.describe()}): {settings.outer_iterations} rounds, "
                 f"{dcdp.network_calls(settings, sigmas)} network calls")
         return (pixels_to_image(final["pixels"]), info)

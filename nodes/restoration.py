@@ -1,5 +1,6 @@
 """What every sampler of the pack takes from ComfyUI's KSAMPLER call, written once."""
 import comfy.model_management
+import comfy.sample
 import torch
 
 from . import comfy_compat, inputs
@@ -72,3 +73,11 @@ def restored_latent(model, vae, measurement, operator):
                          f"{scale} (the VAE's scale); crop or pad the measurement")
     channels = model.model.latent_format.latent_channels
     return torch.zeros(pixel_shape[0], channels, pixel_shape[-2] // scale, pixel_shape[-1] // scale)
+
+
+def sample_restoration(model, sampler, sigmas, positive, negative, cfg, latent, seed):
+    """The all-in-one nodes' sampling call: the restoration sampler draws its own start, so the
+    noise ComfyUI adds is zero; progress and previews as in SamplerCustom."""
+    return comfy.sample.sample_custom(model, torch.zeros_like(latent), cfg, sampler, sigmas, positive, negative, latent,
+                                      callback=comfy_compat.latent_preview.prepare_callback(model, len(sigmas) - 1),
+                                      seed=seed)

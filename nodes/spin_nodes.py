@@ -1,14 +1,13 @@
 """Spin as a ComfyUI SAMPLER and as an all-in-one restoration node."""
 import logging
 
-import comfy.sample
 import comfy.samplers
 import torch
 
 from ..solvers import spin
 from . import comfy_compat, inputs
 from .operator_nodes import OPERATOR
-from .restoration import RestorationCall, restored_latent
+from .restoration import RestorationCall, restored_latent, sample_restoration
 
 log = logging.getLogger("inverse_samplers")
 
@@ -114,9 +113,7 @@ class SpinRestore:
         latent = restored_latent(model, vae, measurement, operator)
         sampler = SpinSampler().get_sampler(vae, measurement, operator, warm_start_strength, **options)[0]
         sigmas = comfy_compat.compute_sigmas(model, scheduler, steps, 1.0)
-        samples = comfy.sample.sample_custom(
-            model, torch.zeros_like(latent), cfg, sampler, sigmas, positive, negative, latent,
-            callback=comfy_compat.latent_preview.prepare_callback(model, steps), seed=seed)
+        samples = sample_restoration(model, sampler, sigmas, positive, negative, cfg, latent, seed)
         image = vae.decode(samples)
         run = warm_start_sigmas(sigmas, warm_start_strength)
         calls = spin.network_calls(run, spin_options(**options))

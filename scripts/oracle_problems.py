@@ -72,3 +72,36 @@ def run_sampler_custom(engine, model, sampler, sigmas, latent, cond=NO_PROMPT, s
     out, _ = engine.nodes["SamplerCustom"]().sample(model, True, seed, 1.0, cond, cond, sampler, sigmas,
                                                     {"samples": latent})
     return out["samples"]
+
+
+class PixelOracle:
+    """A restoration problem on the pixel oracle wired into ComfyUI: the mixture as a MODEL with a
+    lossless RGB VAE, the schedule, the measurement as an IMAGE, and the exact posterior samples."""
+
+    def __init__(self, engine, pack, operator, prediction, n_samples, steps):
+        self.engine, self.pack, self.operator, self.n_samples = engine, pack, operator, n_samples
+        mixture, self.y, self.exact, self.floor = pixel_problem(pack, operator, n_samples)
+        self.model = pack.nodes__oracle_model.mixture_model(mixture, PIXEL_SHAPE, prediction)
+        self.vae = pack.nodes__oracle_model.pass_through_vae(3)
+        self.sigmas = engine.nodes["BasicScheduler"]().get_sigmas(self.model, "normal", steps, 1.0)[0]
+        self.measurement = pack.nodes__vae_bridge.pixels_to_image(self.y)
+        self.empty = torch.zeros(n_samples, *PIXEL_SHAPE)
+
+    def sample(self, sampler, sigmas=None, latent=None):
+        """n_samples draws [n, 48] through SamplerCustom (from an empty latent unless one is given)."""
+        latent = self.empty if latent is None else latent
+        out = run_sampler_custom(self.engine, self.model, sampler, self.sigmas if sigmas is None else sigmas, latent)
+        return out.reshape(self.n_samples, -1).double()
+
+    def naive_baselines(self, strength):
+        """Draws that ignore y (plain euler from noise), and SDEdit from the operator's first guess
+        with the schedule cut where a warm start at `strength` would begin."""
+        euler = self.engine.nodes["KSamplerSelect"]().get_sampler("euler")[0]
+        first_guess = self.pack.nodes__vae_bridge.pixels_to_image(
+            self.operator.initial_guess(self.y).expand(self.n_samples, -1, -1, -1))
+        cut = self.pack.nodes__spin_nodes.warm_start_sigmas(self.sigmas, strength)
+        return {"prior": self.sample(euler), "sdedit": self.sample(euler, cut, self.vae.encode(first_guess))}
+
+    def distances(self, samples, generator):
+        metric = self.pack.solvers__metrics.sliced_wasserstein
+        return {name: float(metric(value, self.exact, generator)) for name, value in samples.items()}

@@ -16,6 +16,7 @@ from typing import Callable, Optional
 
 import torch
 
+from . import pixel_fit
 from .parameterisation import Parameterisation, as_scalar
 
 PURIFICATIONS = ("tweedie", "ode")
@@ -58,21 +59,10 @@ def data_consistency(start, y, operator, options: DCDPOptions, lipschitz: float,
     """Step (i) from `start` (which is also the proximal anchor)."""
     if options.dc_solver == "cg":
         return _conjugate_gradient(start, y, operator, options, check_interrupt)
-    with torch.inference_mode(False), torch.enable_grad():
-        operator = operator.autograd_ready()
-        anchor, target = start.detach().clone().float(), y.detach().clone().float()
-        x = anchor.clone().requires_grad_(True)
-        optimiser = torch.optim.SGD([x], lr=options.step_size / (lipschitz + options.proximal_weight), momentum=0.9)
-        for _ in range(options.inner_steps):
-            if check_interrupt is not None:
-                check_interrupt()
-            optimiser.zero_grad()
-            loss = 0.5 * (operator.forward(x) - target).square().sum()
-            if options.proximal_weight > 0:
-                loss = loss + 0.5 * options.proximal_weight * (x - anchor).square().sum()
-            loss.backward()
-            optimiser.step()
-        return x.detach()
+    step = options.step_size / (lipschitz + options.proximal_weight)
+    return pixel_fit.fit_to_measurement(start, y, operator, options.inner_steps,
+                                        lambda params: torch.optim.SGD(params, lr=step, momentum=0.9),
+                                        0.5, 0.5 * options.proximal_weight, check_interrupt)
 
 
 def _conjugate_gradient(start, y, operator, options, check_interrupt):

@@ -14,6 +14,7 @@ from typing import Callable, Optional
 
 import torch
 
+from . import pixel_fit
 from .parameterisation import Parameterisation, as_scalar
 
 MIN_DATA_STD = 1e-3  # σ_y floor in the fit's weighting, so σ_y = 0 stays finite
@@ -47,23 +48,12 @@ def guided_step_indices(n_steps: int, options: SpinOptions) -> set:
 def fit_to_measurement(start: torch.Tensor, y: torch.Tensor, operator, options: SpinOptions, proximity_std: float,
                        check_interrupt: Optional[Callable[[], None]] = None) -> torch.Tensor:
     """argmin_x ‖A(x) − y‖²/(2σ_y²) + ‖x − start‖²/(2ρ²) by Adam from `start`, then clamp to [−1, 1]."""
-    with torch.inference_mode(False), torch.enable_grad():
-        operator = operator.autograd_ready()
-        anchor, target = start.detach().clone().float(), y.detach().clone().float()
-        x = anchor.clone().requires_grad_(True)
-        optimiser = torch.optim.Adam([x], lr=options.fit_lr)
-        data_weight = 0.5 / max(options.obs_std, MIN_DATA_STD) ** 2
-        prox_weight = 0.5 / proximity_std ** 2 if options.proximity > 0 and proximity_std > 0 else 0.0
-        for _ in range(options.fit_steps):
-            if check_interrupt is not None:
-                check_interrupt()
-            optimiser.zero_grad()
-            loss = data_weight * (operator.forward(x) - target).square().sum()
-            if prox_weight:
-                loss = loss + prox_weight * (x - anchor).square().sum()
-            loss.backward()
-            optimiser.step()
-        return x.detach().clamp(-1, 1)
+    data_weight = 0.5 / max(options.obs_std, MIN_DATA_STD) ** 2
+    prox_weight = 0.5 / proximity_std ** 2 if options.proximity > 0 and proximity_std > 0 else 0.0
+    fitted = pixel_fit.fit_to_measurement(start, y, operator, options.fit_steps,
+                                          lambda params: torch.optim.Adam(params, lr=options.fit_lr),
+                                          data_weight, prox_weight, check_interrupt)
+    return fitted.clamp(-1, 1)
 
 
 def sample_spin(denoise: Callable, decode: Callable, encode: Callable, operator, measurement: torch.Tensor,

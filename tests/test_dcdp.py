@@ -6,8 +6,7 @@ import torch
 
 from conftest import interrupt_exception
 
-from oracle_problems import PIXEL_SHAPE, pixel_operators, pixel_problem
-from test_spin_oracle import run
+from oracle_problems import PixelOracle, pixel_operators
 
 N_SAMPLES = 300
 STEPS = 20
@@ -28,26 +27,15 @@ def dcdp_sampler(engine, vae, measurement, operator, **overrides):
 @pytest.mark.parametrize("prediction", ["eps", "flow"])
 @pytest.mark.parametrize("task", ["inpaint", "blur", "sr_box_x2"])
 def test_dcdp_approaches_exact_posterior_better_than_naive_baselines(engine, pack, prediction, task):
-    operator = pixel_operators(pack)[task]
-    mixture, y, exact, _ = pixel_problem(pack, operator, N_SAMPLES)
-    distance, generator = pack.solvers__metrics.sliced_wasserstein, torch.Generator().manual_seed(0)
-
-    model = pack.nodes__oracle_model.mixture_model(mixture, PIXEL_SHAPE, prediction)
-    vae = pack.nodes__oracle_model.pass_through_vae(3)
-    sigmas = engine.nodes["BasicScheduler"]().get_sigmas(model, "normal", STEPS, 1.0)[0]
-    measurement = pack.nodes__vae_bridge.pixels_to_image(y)
-    empty = torch.zeros(N_SAMPLES, *PIXEL_SHAPE)
+    oracle = PixelOracle(engine, pack, pixel_operators(pack)[task], prediction, N_SAMPLES, STEPS)
     noisy = dict(proximal_weight=1.0)  # σ_y > 0: anchor each fit to the purified image (spec B.1, pitfall 3)
-    samples = {"dcdp (ode, 4 steps)": run(engine, model, dcdp_sampler(engine, vae, measurement, operator, **noisy),
-                                          sigmas, empty),
-               "dcdp (1 step per round)": run(engine, model, dcdp_sampler(engine, vae, measurement, operator,
-                                                                          purification="tweedie", **noisy), sigmas, empty)}
-    euler = engine.nodes["KSamplerSelect"]().get_sampler("euler")[0]
-    samples["prior"] = run(engine, model, euler, sigmas, empty)
-    first_guess = pack.nodes__vae_bridge.pixels_to_image(operator.initial_guess(y).expand(N_SAMPLES, -1, -1, -1))
-    cut = sigmas[round((1 - DEFAULTS["start_strength"]) * STEPS):]
-    samples["sdedit"] = run(engine, model, euler, cut, vae.encode(first_guess))
-    distances = {name: float(distance(value, exact, generator)) for name, value in samples.items()}
+    samples = {
+        "dcdp (ode, 4 steps)": oracle.sample(dcdp_sampler(engine, oracle.vae, oracle.measurement, oracle.operator,
+                                                          **noisy)),
+        "dcdp (1 step per round)": oracle.sample(dcdp_sampler(engine, oracle.vae, oracle.measurement, oracle.operator,
+                                                              purification="tweedie", **noisy)),
+        **oracle.naive_baselines(DEFAULTS["start_strength"])}
+    distances = oracle.distances(samples, torch.Generator().manual_seed(0))
     print(f"\n{task} {prediction}: sliced W2 to the exact posterior: "
           + ", ".join(f"{k} {v:.4f}" for k, v in distances.items()))
     best_naive = min(distances["prior"], distances["sdedit"])

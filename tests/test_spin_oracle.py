@@ -5,7 +5,7 @@ from the prior; SDEdit from the operator's y-based first guess at the same t*)."
 import pytest
 import torch
 
-from oracle_problems import PIXEL_NOISE, PIXEL_SHAPE, pixel_operators, pixel_problem, run_sampler_custom
+from oracle_problems import PIXEL_NOISE, PixelOracle, pixel_operators
 
 N_SAMPLES = 300
 STEPS = 20
@@ -21,32 +21,13 @@ def spin_sampler(engine, vae, measurement, operator):
         fit_steps=50, fit_lr=0.05, proximity=1.0, measurement_noise=PIXEL_NOISE / 2, renoise="stochastic")[0]
 
 
-def run(engine, model, sampler, sigmas, latent):
-    return run_sampler_custom(engine, model, sampler, sigmas, latent).reshape(len(latent), -1).double()
-
-
 @pytest.mark.parametrize("prediction", ["eps", "flow"])
 @pytest.mark.parametrize("task", ["inpaint", "blur", "sr_box_x2", "sr_bicubic_x2"])
 def test_spin_approaches_exact_posterior_better_than_naive_baselines(engine, pack, prediction, task):
-    operator = pixel_operators(pack)[task]
-    mixture, y, exact, floor = pixel_problem(pack, operator, N_SAMPLES)
-    distance, generator = pack.solvers__metrics.sliced_wasserstein, torch.Generator().manual_seed(0)
-
-    model = pack.nodes__oracle_model.mixture_model(mixture, PIXEL_SHAPE, prediction)
-    vae = pack.nodes__oracle_model.pass_through_vae(3)
-    sigmas = engine.nodes["BasicScheduler"]().get_sigmas(model, "normal", STEPS, 1.0)[0]
-    measurement = pack.nodes__vae_bridge.pixels_to_image(y)
-    empty = torch.zeros(N_SAMPLES, *PIXEL_SHAPE)
-    spin_samples = run(engine, model, spin_sampler(engine, vae, measurement, operator), sigmas, empty)
-
-    euler = engine.nodes["KSamplerSelect"]().get_sampler("euler")[0]
-    prior_samples = run(engine, model, euler, sigmas, empty)
-    first_guess = pack.nodes__vae_bridge.pixels_to_image(operator.initial_guess(y).expand(N_SAMPLES, -1, -1, -1))
-    sdedit_sigmas = pack.nodes__spin_nodes.warm_start_sigmas(sigmas, STRENGTH)
-    sdedit_samples = run(engine, model, euler, sdedit_sigmas, vae.encode(first_guess))
-
-    distances = {name: float(distance(samples, exact, generator)) for name, samples in
-                 (("spin", spin_samples), ("prior", prior_samples), ("sdedit", sdedit_samples))}
-    print(f"\n{task} {prediction}: sliced W2 to the exact posterior (floor {floor:.4f}): "
+    oracle = PixelOracle(engine, pack, pixel_operators(pack)[task], prediction, N_SAMPLES, STEPS)
+    samples = {"spin": oracle.sample(spin_sampler(engine, oracle.vae, oracle.measurement, oracle.operator)),
+               **oracle.naive_baselines(STRENGTH)}
+    distances = oracle.distances(samples, torch.Generator().manual_seed(0))
+    print(f"\n{task} {prediction}: sliced W2 to the exact posterior (floor {oracle.floor:.4f}): "
           + ", ".join(f"{k} {v:.4f}" for k, v in distances.items()))
     assert distances["spin"] < MARGIN[task] * min(distances["prior"], distances["sdedit"])
