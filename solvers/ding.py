@@ -8,7 +8,9 @@ Each reverse step σ_t → σ_s is an exact Gaussian posterior transition, per l
 4. the product of the two Gaussians, sampled with fresh noise ξ₂                            (§2 (4))
 
 No gradient of the denoiser is ever taken. Transitions only target σ > 0; a schedule that ends
-in 0 finishes with one Tweedie step x̂0 = D(x, σ_last) (§2, pitfall 2).
+in 0 finishes with one Tweedie step x̂0 = D(x, σ_last) (§2, pitfall 2), conditioned on y like every
+other step (ding_restore.md §1). The loop takes any observation model with the same two methods:
+`MaskObservation` here, the linear-operator ones in ding_restore.py.
 """
 import math
 from typing import Callable, Optional
@@ -92,23 +94,60 @@ def _standard_normal(like: torch.Tensor, generator: torch.Generator) -> torch.Te
     return torch.randn(like.shape, generator=generator, dtype=torch.float32).to(like.device, like.dtype)
 
 
+class MaskObservation:
+    """y = M ⊙ x0 + σ_y·n on the state's own coordinates (latent inpainting): DInG's closed form.
+
+    Every observation of the pack answers the same two questions (ding_restore.md §1), so one loop,
+    `sample_ding`, serves inpainting and every linear restoration operator:
+    transition — draw x_s from N(μ, η²)·N(ỹ; A x_s, τ²) with ỹ = a_s·y + b_s·A ε̂_z, τ = a_s·σ_y;
+    final      — condition the last Tweedie estimate x̂0 on y as well.
+    """
+
+    def __init__(self, observation: torch.Tensor, observed_mask: torch.Tensor, obs_std: float):
+        self.y, self.mask, self.obs_std = observation, observed_mask, float(obs_std)
+
+    def to(self, device, dtype):
+        return MaskObservation(self.y.to(device, dtype), self.mask.to(device, dtype), self.obs_std)
+
+    def transition(self, x0, prior_mean, prior_std, signal, noise, noise_guess, generator):
+        target = signal * self.y + noise * noise_guess
+        mean, std = posterior_moments(prior_mean, prior_std, target, signal * self.obs_std, self.mask)
+        return mean + std * _standard_normal(prior_mean, generator)
+
+    def final(self, x0, x0_std, generator):
+        """N(x̂0, σ̃²) · N(M x; M y, σ_y²) with σ̃ the last level's noise in x0 units: the observed cells
+        drawn from this posterior (exactly, for a binary mask), the hidden cells left at Tweedie's x̂0
+        (ding_restore.md §1, last step): the paper's plain x̂0 would pull observed values toward the prior."""
+        mean, std = posterior_moments(x0, x0_std, self.y, self.obs_std, self.mask)
+        return mean + self.mask.abs() * std * _standard_normal(x0, generator)
+
+
 def sample_ding(denoise: Denoiser, x: torch.Tensor, sigmas, observation: torch.Tensor,
                 observed_mask: torch.Tensor, param: Parameterisation, generator: torch.Generator, *,
-                obs_std: float = 0.01, eta_schedule: str = "fm_square", eta_scale: float = 1.0,
-                variant: str = "ding", callback: Optional[Callable] = None,
-                check_interrupt: Optional[Callable[[], None]] = None) -> torch.Tensor:
-    """Run DInG over `sigmas` (descending) from the state `x` at sigmas[0].
+                obs_std: float = 0.01, **options) -> torch.Tensor:
+    """DInG inpainting over `sigmas` (descending) from the state `x` at sigmas[0].
 
     observation: y in the latent coordinates of x̂0 (clean, not noised); observed_mask: M ∈ [0, 1]
-    broadcastable to x, 1 = known. Returns x at sigmas[-1], or the final x̂0 when sigmas[-1] = 0.
+    broadcastable to x, 1 = known. Options as in `sample_posterior`.
+    """
+    work_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    model = MaskObservation(observation, observed_mask, obs_std).to(x.device, work_dtype)
+    return sample_posterior(denoise, x, sigmas, model, param, generator, **options)
+
+
+def sample_posterior(denoise: Denoiser, x: torch.Tensor, sigmas, observation, param: Parameterisation,
+                     generator: torch.Generator, *, eta_schedule: str = "fm_square", eta_scale: float = 1.0,
+                     variant: str = "ding", callback: Optional[Callable] = None,
+                     check_interrupt: Optional[Callable[[], None]] = None) -> torch.Tensor:
+    """The DInG loop (ding.md §2) for any `observation` with transition/final methods.
+
+    Returns x at sigmas[-1], or the final x̂0 conditioned on y when sigmas[-1] = 0.
     callback(i, x, x0, sigma) is called once per step.
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     work_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     x = x.to(work_dtype)
-    y = observation.to(x.device, work_dtype)
-    mask = observed_mask.to(x.device, work_dtype)
     sigma_values = [as_scalar(s) for s in sigmas]
 
     def denoised(state, sigma):
@@ -120,25 +159,18 @@ def sample_ding(denoise: Denoiser, x: torch.Tensor, sigmas, observation: torch.T
         if sigma_s == sigma_t:
             continue
         x0 = denoised(x, sigma_t)
-        if sigma_s <= 0:  # final Tweedie step: transitions never target σ = 0
-            x = x0
+        if sigma_s <= 0:  # final step: transitions never target σ = 0 (§2, pitfall 2)
+            x = observation.final(x0, param.ve_sigma(sigma_t), generator)
         else:
-            x = _ding_transition(denoised, x, x0, sigma_t, sigma_s, y, mask, param, generator,
-                                 obs_std, relative_eta(eta_schedule, param, sigma_t, sigma_s, eta_scale),
-                                 variant)
+            rho = relative_eta(eta_schedule, param, sigma_t, sigma_s, eta_scale)
+            prior_mean, prior_std = prior_bridge(x, x0, sigma_t, sigma_s, param, rho)
+            if variant == "delayed":  # one NFE: the noise estimate of the current state, one level stale (§3)
+                noise_guess = param.noise_estimate(x, x0, sigma_t)
+            else:
+                proxy = prior_mean + prior_std * _standard_normal(x, generator)
+                noise_guess = param.noise_estimate(proxy, denoised(proxy, sigma_s), sigma_s)
+            x = observation.transition(x0, prior_mean, prior_std, param.signal_scale(sigma_s),
+                                       param.noise_scale(sigma_s), noise_guess, generator)
         if callback is not None:
             callback(i, x, x0, sigma_t)
     return x
-
-
-def _ding_transition(denoised, x, x0, sigma_t, sigma_s, y, mask, param, generator, obs_std, rho, variant):
-    prior_mean, prior_std = prior_bridge(x, x0, sigma_t, sigma_s, param, rho)
-    if variant == "delayed":  # one NFE: the noise estimate of the current state, one level stale (§3)
-        noise_guess = param.noise_estimate(x, x0, sigma_t)
-    else:
-        proxy = prior_mean + prior_std * _standard_normal(x, generator)
-        noise_guess = param.noise_estimate(proxy, denoised(proxy, sigma_s), sigma_s)
-    target = param.signal_scale(sigma_s) * y + param.noise_scale(sigma_s) * noise_guess
-    target_std = param.signal_scale(sigma_s) * obs_std
-    mean, std = posterior_moments(prior_mean, prior_std, target, target_std, mask)
-    return mean + std * _standard_normal(x, generator)

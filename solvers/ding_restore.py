@@ -1,0 +1,234 @@
+"""DInG beyond masks: exact Gaussian steps for any linear operator (spec: shared/docs/ding_restore.md).
+
+The loop is DInG's (`ding.sample_posterior`); only the observation changes. For y = A x0 + σ_y·n
+with a linear A on the state, each step σ_t → σ_s draws
+
+    x_s ~ N(μ, η² I) · N(ỹ; A x_s, τ² I),   ỹ = a_s·y + b_s·A ε̂_z,  τ = a_s·σ_y        (§1)
+
+exactly, by perturb-and-MAP in the measurement-space (Kalman) form:
+
+    μ' = μ + η ξ₂,   w = (τ² I + η² A Aᵀ)⁻¹ (ỹ + τ ξ₃ − A μ'),   x_s = μ' + η² Aᵀ w.
+
+The last step conditions Tweedie's x̂0 on y the same way, with prior N(x̂0, σ̃² I) and only the
+likelihood's perturbation ξ₃ (no fresh prior noise: the unobserved directions stay at x̂0).
+
+Latent models see the operator through the decoder (§2): y = A(Dec(x0)) + noise. Each step then
+linearises Dec at its own x̂0, A_z = A·J, and the measurement becomes y − A(Dec(x̂0)) + A_z x̂0:
+* `linearized`: J by a decoder finite difference, Jᵀ by a vector-Jacobian product through the decoder
+  only (never the denoiser), conjugate gradients on the composed system. Exact for linear decoders.
+* `pixel`: no autograd. J Jᵀ ≈ κ I (κ: pixel variance per unit latent variance, probed once), so the
+  system is solved in pixel space with A alone, and Jᵀ ≈ g²·J⁺ with J⁺ a finite difference of the
+  encoder (g² = ‖Jξ‖²/‖ξ‖²). Exact when the decoder is an isometry up to scale; approximate otherwise.
+"""
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+
+from . import operators
+from .ding import MaskObservation, _standard_normal, sample_posterior
+from .linear_gaussian import SolveStats, conjugate_gradient, solve_measurement_system
+
+LATENT_SOLVERS = ("linearized", "pixel")
+MIN_OBS_STD = 1e-3  # σ_y floor ([−1, 1] units): τ = 0 makes the system singular where A has zero rows
+
+
+@dataclass
+class SolveOptions:
+    tolerance: float = 1e-4       # relative residual at which CG stops
+    max_iterations: int = 50      # CG iterations per solve
+    finite_difference: float = 0.02  # RMS size of the perturbation of finite-difference Jacobian products
+
+
+class LinearObservation:
+    """y = A_z x0 + σ_y·n around each step's linearisation point; subclasses provide A_z.
+
+    linearise(x0) sets data_residual = y − A(Dec(x̂0)); apply(v) = A_z v; adjoint(w) = A_zᵀ w;
+    solve(τ², v, r) = (τ² I + v·A_z A_zᵀ)⁻¹ r.
+    """
+
+    def __init__(self, operator, measurement: torch.Tensor, obs_std: float, options: SolveOptions,
+                 check_interrupt: Optional[Callable[[], None]] = None):
+        require_linear(operator)
+        self.operator, self.y = operator, measurement
+        self.obs_std = max(float(obs_std), MIN_OBS_STD)
+        self.options, self.check_interrupt = options, check_interrupt
+        self.stats = SolveStats()
+        self.data_residual = None
+
+    def transition(self, x0, prior_mean, prior_std, signal, noise, noise_guess, generator):
+        self.linearise(x0)
+        prior_draw = prior_mean + prior_std * _standard_normal(prior_mean, generator)
+        tau = signal * self.obs_std
+        # ỹ + τξ₃ − A_z μ', with ỹ = a_s·y + b_s·A_z ε̂_z and A_z x̂0 = A(Dec(x̂0)) − (y − residual)
+        rhs = (signal * self.data_residual + self.apply(signal * x0 + noise * noise_guess - prior_draw)
+               + tau * _standard_normal(self.data_residual, generator))
+        w = self.solve(tau * tau, prior_std * prior_std, rhs)
+        return prior_draw + prior_std * prior_std * self.adjoint(w)
+
+    def final(self, x0, x0_std, generator):
+        self.linearise(x0)
+        rhs = self.data_residual + self.obs_std * _standard_normal(self.data_residual, generator)
+        w = self.solve(self.obs_std ** 2, x0_std * x0_std, rhs)
+        result = x0 + x0_std * x0_std * self.adjoint(w)
+        self.release()
+        return result
+
+    def release(self):
+        """Drop what the last linearisation holds (a decoder graph, cached images)."""
+
+    def _conjugate_gradient(self, noise_var, prior_var, rhs):
+        """CG on the composed system, its vectors in float64 (the decoder runs in its own dtype)."""
+        def system(w):
+            return noise_var * w + prior_var * self.apply(self.adjoint(w).to(rhs.dtype)).double()
+        w, iterations, residual = conjugate_gradient(system, rhs.double(), tolerance=self.options.tolerance,
+                                                     max_iterations=self.options.max_iterations,
+                                                     check_interrupt=self.check_interrupt)
+        self.stats.add(iterations, residual)
+        return w.to(rhs.dtype)
+
+
+class StateObservation(LinearObservation):
+    """A acts on the state itself: pixel-space models, or latents through a linear map."""
+
+    def linearise(self, x0):
+        self.data_residual = self.y.to(x0.dtype) - self.operator.forward(x0)
+
+    def apply(self, v):
+        return self.operator.forward(v)
+
+    def adjoint(self, w):
+        return self.operator.adjoint(w)
+
+    def solve(self, noise_var, prior_var, rhs):
+        return solve_measurement_system(self.operator, noise_var, prior_var, rhs, self.stats,
+                                        tolerance=self.options.tolerance,
+                                        max_iterations=self.options.max_iterations,
+                                        check_interrupt=self.check_interrupt)
+
+
+def _finite_difference_step(direction: torch.Tensor, size: float) -> torch.Tensor:
+    """Per batch item, h with RMS(h·direction) = size (h = 1 for a zero direction)."""
+    rms = direction.flatten(1).square().mean(1).sqrt()
+    step = torch.where(rms > 0, size / rms.clamp_min(1e-30), torch.ones_like(rms))
+    return step.view(-1, *([1] * (direction.ndim - 1)))
+
+
+def probe_pixel_gain(decode, point, pixels, size):
+    """(κ, g²) of the decoder at `point` from one random finite difference: g² = ‖Jξ‖²/‖ξ‖², and
+    κ = g²·(latent size / pixel size), the pixel variance per unit latent variance."""
+    probe = torch.randn(point.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float32).to(point)
+    step = _finite_difference_step(probe, size)
+    image = (decode(point + step * probe) - pixels) / step
+    squared_gain = float(image.square().sum() / probe.square().sum())
+    return squared_gain * probe[0].numel() / image[0].numel(), squared_gain
+
+
+class LinearisedDecoderObservation(LinearObservation):
+    """A_z = A·J at x̂0: J v by a decoder finite difference, Jᵀ by a VJP through the decoder (only)."""
+
+    def __init__(self, operator, measurement, obs_std, options, decode: Callable, check_interrupt=None):
+        super().__init__(operator, measurement, obs_std, options, check_interrupt)
+        self.decode = decode            # differentiable latent → pixels [−1, 1], not clamped
+        self.point = self.measured = self.pixels = None
+
+    def linearise(self, x0):
+        self.release()
+        with torch.inference_mode(False), torch.enable_grad():
+            self.point = x0.detach().clone().float().requires_grad_(True)
+            self.pixels = self.decode(self.point)
+            self.measured = self.operator.autograd_ready().forward(self.pixels)
+        self.data_residual = (self.y.to(self.measured.dtype) - self.measured.detach()).to(x0.dtype)
+
+    def apply(self, v):
+        step = _finite_difference_step(v, self.options.finite_difference)
+        with torch.no_grad():
+            moved = self.decode(self.point.detach() + step * v.float())
+            return self.operator.forward((moved - self.pixels.detach()) / step).to(v.dtype)
+
+    def adjoint(self, w):
+        with torch.inference_mode(False), torch.enable_grad():
+            (gradient,) = torch.autograd.grad(self.measured, self.point, grad_outputs=w.detach().clone().float(),
+                                              retain_graph=True)
+        return gradient.to(w.dtype)
+
+    def solve(self, noise_var, prior_var, rhs):
+        return self._conjugate_gradient(noise_var, prior_var, rhs)
+
+    def release(self):
+        self.point = self.measured = self.pixels = None
+
+
+class DecoderGainObservation(LinearObservation):
+    """No autograd: the system in pixel space with J Jᵀ ≈ κ I, and Jᵀ ≈ g²·(finite-difference encoder)."""
+
+    def __init__(self, operator, measurement, obs_std, options, decode: Callable, encode: Callable,
+                 check_interrupt=None):
+        super().__init__(operator, measurement, obs_std, options, check_interrupt)
+        self.decode, self.encode = decode, encode
+        self.point = self.pixels = self.encoded = None
+        self.pixel_gain = self.squared_gain = None  # κ and g²
+
+    def linearise(self, x0):
+        self.point, self.pixels, self.encoded = x0, self.decode(x0), None
+        if self.pixel_gain is None:
+            self.pixel_gain, self.squared_gain = probe_pixel_gain(self.decode, x0, self.pixels,
+                                                                  self.options.finite_difference)
+        self.data_residual = (self.y.to(self.pixels.dtype) - self.operator.forward(self.pixels)).to(x0.dtype)
+
+    def apply(self, v):
+        step = _finite_difference_step(v, self.options.finite_difference)
+        return self.operator.forward((self.decode(self.point + step * v) - self.pixels) / step).to(v.dtype)
+
+    def adjoint(self, w):
+        back = self.operator.adjoint(w.to(self.pixels.dtype))
+        step = _finite_difference_step(back, self.options.finite_difference)
+        if self.encoded is None:
+            self.encoded = self.encode(self.pixels)
+        return (self.squared_gain * (self.encode(self.pixels + step * back) - self.encoded) / step).to(w.dtype)
+
+    def solve(self, noise_var, prior_var, rhs):
+        return solve_measurement_system(self.operator, noise_var, self.pixel_gain * prior_var, rhs, self.stats,
+                                        tolerance=self.options.tolerance,
+                                        max_iterations=self.options.max_iterations,
+                                        check_interrupt=self.check_interrupt)
+
+    def release(self):
+        self.point = self.pixels = self.encoded = None
+
+
+def require_linear(operator):
+    if not operator.linear:
+        raise ValueError(f"operator: {operator.describe()} is not linear, and DInG's exact step needs a linear "
+                         "operator; use Spin or DCDP (they only differentiate the operator)")
+
+
+def state_observation(operator, measurement, obs_std, options: SolveOptions = SolveOptions(),
+                      check_interrupt=None):
+    """The observation when A acts on the state itself. Masks and the identity take DInG's closed form
+    (so inpainting here is DInG, draw for draw); every other linear A the measurement-space solve."""
+    require_linear(operator)
+    if isinstance(operator, operators.Identity):
+        return MaskObservation(measurement, torch.ones_like(measurement), max(obs_std, MIN_OBS_STD))
+    if isinstance(operator, operators.Inpainting):
+        mask = operator.observed_mask.to(measurement.device, measurement.dtype)
+        known = torch.where(mask > 0, measurement / mask.clamp_min(1e-12), torch.zeros_like(measurement))
+        return MaskObservation(known, mask, max(obs_std, MIN_OBS_STD))
+    return StateObservation(operator, measurement, obs_std, options, check_interrupt)
+
+
+def latent_observation(solver: str, operator, measurement, obs_std, decode: Callable, encode: Callable,
+                       differentiable_decode: Callable, options: SolveOptions = SolveOptions(),
+                       check_interrupt=None):
+    """The observation of a latent model (§2): `linearized` or `pixel`."""
+    if solver == "linearized":
+        return LinearisedDecoderObservation(operator, measurement, obs_std, options, differentiable_decode,
+                                            check_interrupt)
+    if solver == "pixel":
+        return DecoderGainObservation(operator, measurement, obs_std, options, decode, encode, check_interrupt)
+    raise ValueError(f"latent_solver must be one of {LATENT_SOLVERS}, got {solver!r}")
+
+
+def sample_ding_restore(denoise, x, sigmas, observation, param, generator, **options):
+    """DInG's loop with a linear-operator observation; see ding.sample_posterior for the options."""
+    return sample_posterior(denoise, x, sigmas, observation, param, generator, **options)

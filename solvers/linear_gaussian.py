@@ -1,0 +1,151 @@
+"""Linear-Gaussian solves for the exact posterior steps (shared/docs/ding_restore.md §1).
+
+The systems are (τ² I + v·A Aᵀ) w = r in measurement space (the Kalman / Woodbury form of the
+product N(μ, v I)·N(y; A x, τ² I)): symmetric positive definite, finite for τ → 0 when A has full
+row rank, and as small as the measurement. Solved in closed form where A Aᵀ is diagonal (identity,
+masks, box down-sampling), else by matrix-free conjugate gradients with A and Aᵀ only.
+"""
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import torch
+
+from . import operators
+
+
+@dataclass
+class SolveStats:
+    """What the linear solves of a run cost and how far they got."""
+    solves: int = 0
+    iterations: int = 0                 # CG iterations over all solves (0 for closed forms)
+    worst_residual: float = 0.0         # largest final relative residual ‖r − S w‖/‖r‖ of any solve
+    residuals: list = field(default_factory=list)
+
+    def add(self, iterations: int, relative_residual: float):
+        self.solves += 1
+        self.iterations += iterations
+        self.worst_residual = max(self.worst_residual, relative_residual)
+        self.residuals.append(relative_residual)
+
+    def describe(self) -> str:
+        if self.iterations == 0:
+            return f"{self.solves} closed-form solves"
+        return (f"{self.solves} solves, {self.iterations} CG iterations, "
+                f"worst relative residual {self.worst_residual:.1e}")
+
+
+def _batch_dot(a, b):
+    return (a * b).flatten(1).sum(1)
+
+
+def _per_item(values, like):
+    return values.view(-1, *([1] * (like.ndim - 1)))
+
+
+def conjugate_gradient(apply: Callable[[torch.Tensor], torch.Tensor], rhs: torch.Tensor, *,
+                       precondition: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+                       tolerance: float = 1e-4, max_iterations: int = 50,
+                       check_interrupt: Optional[Callable[[], None]] = None):
+    """Solve S w = rhs for SPD S (given as w ↦ S w), independently per batch item, from w = 0,
+    optionally preconditioned (w ↦ P⁻¹ w, SPD).
+
+    Stops when every item's residual is below tolerance·‖rhs‖. Returns (w, iterations, the largest
+    relative residual), the residual being the recursive one CG carries.
+    """
+    precondition = precondition or (lambda r: r)
+    w = torch.zeros_like(rhs)
+    residual = rhs.clone()
+    preconditioned = precondition(residual)
+    direction = preconditioned.clone()
+    energy = _batch_dot(residual, preconditioned)
+    target = (tolerance ** 2) * _batch_dot(rhs, rhs)
+    rhs_energy = _batch_dot(rhs, rhs).clamp_min(1e-300)
+    iterations = 0
+
+    def unconverged():
+        return _batch_dot(residual, residual) > target
+
+    while iterations < max_iterations and bool(unconverged().any()):
+        if check_interrupt is not None:
+            check_interrupt()
+        active = unconverged()
+        image = apply(direction)
+        curvature = _batch_dot(direction, image)
+        alpha = torch.where(active, energy / curvature.clamp_min(1e-300), torch.zeros_like(energy))
+        w = w + _per_item(alpha, w) * direction
+        residual = residual - _per_item(alpha, w) * image
+        preconditioned = precondition(residual)
+        new_energy = _batch_dot(residual, preconditioned)
+        beta = torch.where(active, new_energy / energy.clamp_min(1e-300), torch.zeros_like(energy))
+        direction = preconditioned + _per_item(beta, w) * direction
+        energy = torch.where(active, new_energy, energy)
+        iterations += 1
+    return w, iterations, float((_batch_dot(residual, residual) / rhs_energy).sqrt().max())
+
+
+def circulant_preconditioner(operator, noise_var: float, prior_var: float, like: torch.Tensor):
+    """For a convolution: (τ² I + v·A Aᵀ)⁻¹ with A taken as circular, applied by FFT. Exact for a
+    periodic image, a close preconditioner for the zero-padded one (the border differs)."""
+    if not isinstance(operator, operators.Convolution):
+        return None
+    height, width = like.shape[-2:]
+    kernel = operator.kernel.to(like.device, torch.float64)
+    if kernel.shape[0] > height or kernel.shape[1] > width:
+        return None
+    padded = torch.zeros(height, width, dtype=torch.float64, device=like.device)
+    padded[:kernel.shape[0], :kernel.shape[1]] = kernel
+    padded = torch.roll(padded, (-(kernel.shape[0] // 2), -(kernel.shape[1] // 2)), dims=(0, 1))
+    response = torch.fft.rfft2(padded).abs().square()
+    inverse = (1.0 / (noise_var + prior_var * response)).to(like.dtype)
+
+    def apply(r):
+        return torch.fft.irfft2(torch.fft.rfft2(r) * inverse, s=(height, width))
+    return apply
+
+
+def gram_diagonal(operator, measurement_like: torch.Tensor) -> Optional[torch.Tensor]:
+    """A Aᵀ as a tensor broadcastable to the measurement where it is diagonal, else None."""
+    if isinstance(operator, operators.Identity):
+        return torch.ones_like(measurement_like)
+    if isinstance(operator, operators.Inpainting):
+        mask = operator.observed_mask.to(measurement_like.device, measurement_like.dtype)
+        return (mask * mask).expand_as(measurement_like)
+    if isinstance(operator, operators.Downsample) and operator.mode == "box":
+        # A = mean over f×f blocks, Aᵀ = copy / f²: A Aᵀ = I / f²
+        return torch.full_like(measurement_like, 1.0 / operator.factor ** 2)
+    return None
+
+
+def solve_measurement_system(operator, noise_var: float, prior_var, rhs: torch.Tensor, stats: SolveStats, *,
+                             tolerance: float = 1e-4, max_iterations: int = 50,
+                             check_interrupt: Optional[Callable[[], None]] = None) -> torch.Tensor:
+    """w = (τ² I + v·A Aᵀ)⁻¹ rhs for a pixel-space operator A (v a scalar prior variance)."""
+    diagonal = gram_diagonal(operator, rhs)
+    if diagonal is not None:
+        denominator = noise_var + prior_var * diagonal
+        stats.add(0, 0.0)
+        return torch.where(denominator > 0, rhs / denominator.clamp_min(1e-300), torch.zeros_like(rhs))
+
+    def system(w):
+        return noise_var * w + prior_var * operator.forward(operator.adjoint(w))
+
+    # float64: these systems reach condition numbers of 1 + v‖A‖²/τ² ~ 10⁵ at high noise, where float32
+    # CG stalls; A and Aᵀ on pixels are cheap next to the network
+    rhs64 = rhs.double()
+    w, iterations, residual = conjugate_gradient(
+        system, rhs64, precondition=circulant_preconditioner(operator, noise_var, prior_var, rhs64),
+        tolerance=tolerance, max_iterations=max_iterations, check_interrupt=check_interrupt)
+    stats.add(iterations, residual)
+    return w.to(rhs.dtype)
+
+
+def dense_matrix(apply: Callable[[torch.Tensor], torch.Tensor], input_shape) -> torch.Tensor:
+    """The matrix [m, d] of a linear map on tensors of `input_shape` (one item), by applying it to the
+    standard basis: for tests and small exact references only."""
+    dim = 1
+    for size in input_shape:
+        dim *= size
+    if dim > 4096:
+        raise ValueError(f"dense_matrix: {dim} unknowns is too many for an explicit matrix")
+    basis = torch.eye(dim, dtype=torch.float64).reshape(dim, *input_shape)
+    return torch.stack([apply(basis[i:i + 1]).reshape(-1) for i in range(dim)], 1)
