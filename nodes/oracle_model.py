@@ -115,20 +115,53 @@ class PassThroughAutoencoder(torch.nn.Module):
         return latent if self.channels == 3 else latent.repeat(1, 3, 1, 1)
 
 
+class LinearAutoencoder(torch.nn.Module):
+    """SD-shaped but linear: each 2×2 RGB block (12 values) ↔ `channels` latent values,
+    Dec(z) = pixel_shuffle(W z) with W [12, channels] of unequal column norms, Enc = W⁺. A∘Dec stays
+    linear, so the posterior over latents stays closed form (ding_restore.md §2's exact oracle)."""
+
+    def __init__(self, decoder_matrix: torch.Tensor):
+        super().__init__()
+        self.register_buffer("weight", decoder_matrix.to(torch.float32))
+        self.register_buffer("inverse", torch.linalg.pinv(decoder_matrix.to(torch.float64)).to(torch.float32))
+
+    def decode(self, latent):
+        return torch.nn.functional.pixel_shuffle(torch.einsum("pc,bchw->bphw", self.weight.to(latent), latent), 2)
+
+    def encode(self, pixels):
+        blocks = torch.nn.functional.pixel_unshuffle(pixels[:, :3], 2)
+        return torch.einsum("cp,bphw->bchw", self.inverse.to(blocks), blocks)
+
+
+def random_decoder_matrix(channels: int, generator: torch.Generator, column_norms=(0.6, 0.9, 1.2, 1.5)):
+    matrix = torch.randn(12, channels, generator=generator, dtype=torch.float64)
+    return matrix / matrix.norm(dim=0) * torch.tensor(column_norms[:channels], dtype=torch.float64)
+
+
+def _vae_around(autoencoder: torch.nn.Module, latent_channels: int, scale: int) -> comfy.sd.VAE:
+    """A real comfy.sd.VAE whose first_stage_model is `autoencoder` (scale pixels per latent cell)."""
+    tiny = {"double_z": True, "z_channels": latent_channels, "resolution": 8, "in_channels": 3, "out_ch": 3,
+            "ch": 32, "ch_mult": [1], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0}
+    logging.disable(logging.WARNING)  # the throw-away autoencoder has no weights; ComfyUI would list them all
+    try:
+        vae = comfy.sd.VAE(sd={}, config={"params": {"embed_dim": latent_channels, "ddconfig": tiny}})
+    finally:
+        logging.disable(logging.NOTSET)
+    vae.first_stage_model = autoencoder.eval()
+    vae.patcher = comfy.model_patcher.ModelPatcher(vae.first_stage_model, load_device=vae.device,
+                                                   offload_device=comfy.model_management.vae_offload_device())
+    vae.downscale_ratio = vae.upscale_ratio = scale
+    vae.latent_channels = latent_channels
+    vae.memory_used_encode = vae.memory_used_decode = lambda shape, dtype: 1024.0 * shape[2] * shape[3]
+    return vae
+
+
+def linear_vae(decoder_matrix: torch.Tensor) -> comfy.sd.VAE:
+    """A comfy.sd.VAE around LinearAutoencoder: 4 latent channels per 2×2 RGB pixels, like SD's shape."""
+    return _vae_around(LinearAutoencoder(decoder_matrix), decoder_matrix.shape[1], 2)
+
+
 def pass_through_vae(channels: int = 1) -> comfy.sd.VAE:
     """A real comfy.sd.VAE whose autoencoder is exact (no down-sampling): on any image with
     channels = 3, on grey images with channels = 1."""
-    tiny = {"double_z": True, "z_channels": channels, "resolution": 8, "in_channels": 3, "out_ch": 3, "ch": 32,
-            "ch_mult": [1], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0}
-    logging.disable(logging.WARNING)  # the throw-away autoencoder has no weights; ComfyUI would list them all
-    try:
-        vae = comfy.sd.VAE(sd={}, config={"params": {"embed_dim": channels, "ddconfig": tiny}})
-    finally:
-        logging.disable(logging.NOTSET)
-    vae.first_stage_model = PassThroughAutoencoder(channels).eval()
-    vae.patcher = comfy.model_patcher.ModelPatcher(vae.first_stage_model, load_device=vae.device,
-                                                   offload_device=comfy.model_management.vae_offload_device())
-    vae.downscale_ratio = vae.upscale_ratio = 1
-    vae.latent_channels = channels
-    vae.memory_used_encode = vae.memory_used_decode = lambda shape, dtype: 1024.0 * shape[2] * shape[3]
-    return vae
+    return _vae_around(PassThroughAutoencoder(channels), channels, 1)

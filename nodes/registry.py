@@ -2,6 +2,7 @@
 from .dcdp_nodes import DCDP_NODES
 from .demo_nodes import FacePriorLoader
 from .ding_inpaint import DInGInpaint
+from .ding_restore_nodes import DING_RESTORE_NODES
 from .ding_sampler import DInGSampler
 from .operator_nodes import OPERATOR_NODES
 from .spin_nodes import SPIN_NODES
@@ -9,6 +10,7 @@ from .spin_nodes import SPIN_NODES
 NODES = {
     "InverseDInGSampler": (DInGSampler, "DInG Sampler (inpainting)"),
     "InverseDInGInpaint": (DInGInpaint, "DInG Inpaint (all-in-one)"),
+    **DING_RESTORE_NODES,
     **SPIN_NODES,
     **DCDP_NODES,
     **OPERATOR_NODES,

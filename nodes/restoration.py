@@ -75,9 +75,10 @@ def restored_latent(model, vae, measurement, operator):
     return torch.zeros(pixel_shape[0], channels, pixel_shape[-2] // scale, pixel_shape[-1] // scale)
 
 
-def sample_restoration(model, sampler, sigmas, positive, negative, cfg, latent, seed):
-    """The all-in-one nodes' sampling call: the restoration sampler draws its own start, so the
-    noise ComfyUI adds is zero; progress and previews as in SamplerCustom."""
-    return comfy.sample.sample_custom(model, torch.zeros_like(latent), cfg, sampler, sigmas, positive, negative, latent,
+def sample_restoration(model, sampler, sigmas, positive, negative, cfg, latent, seed, start_noise=False):
+    """The all-in-one nodes' sampling call, with progress and previews as in SamplerCustom. Spin and
+    DCDP draw their own start, so ComfyUI adds no noise unless `start_noise` (DInG starts from it)."""
+    noise = comfy.sample.prepare_noise(latent, seed, None) if start_noise else torch.zeros_like(latent)
+    return comfy.sample.sample_custom(model, noise, cfg, sampler, sigmas, positive, negative, latent,
                                       callback=comfy_compat.latent_preview.prepare_callback(model, len(sigmas) - 1),
                                       seed=seed)

@@ -222,6 +222,60 @@ def dcdp_few_step_graph(checkpoint):
     return graph
 
 
+SDXL = "sd_xl_base_1.0.safetensors"
+DING_RESTORE_OPTIONS = {"measurement_noise": 0.01, "variant": "ding", "eta_schedule": "fm_square", "eta_scale": 1.0,
+                        "latent_solver": "pixel", "solver_iterations": 30, "solver_tolerance": 1e-4}
+
+
+def ding_restore_graph(checkpoint, operator, noise, title, estimate_noise=False):
+    """LoadImage → (simulated degradation) → DInG Restore → save restored and degraded images."""
+    graph = loaders(checkpoint)
+    graph["2"]["inputs"]["text"], graph["3"]["inputs"]["text"] = RESTORE_PROMPT, ""
+    graph["4"]["_meta"]["title"] = "Load image (a clean image to degrade; bypass Degrade for a real photo)"
+    graph.update({
+        "5": operator,
+        "6": {"class_type": "InverseDegradeImage", "inputs": {"image": ["4", 0], "operator": ["5", 0],
+                                                              "noise_std": noise, "seed": 0}},
+        "7": {"class_type": "InverseDInGRestore", "inputs": {
+            "model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0], "vae": ["1", 2], "measurement": ["6", 0],
+            "operator": ["5", 0], "seed": 0, "steps": 20, "cfg": 1.0, "scheduler": "normal",
+            **dict(DING_RESTORE_OPTIONS, measurement_noise=noise)}, "_meta": {"title": title}},
+        "8": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "ding_restored"}},
+        "9": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "ding_degraded"}},
+    })
+    if estimate_noise:  # measure the noise level of the degraded photo instead of typing it
+        graph["10"] = {"class_type": "InverseEstimateNoise", "inputs": {"image": ["6", 0]}}
+        graph["7"]["inputs"]["measurement_noise"] = ["10", 0]
+    return graph
+
+
+def ding_restore_sampler_custom_graph(checkpoint, factor=4, cfg=1.0):
+    """SamplerCustom form of DInG restoration (x4 SR): the latent only sets the output size."""
+    graph = loaders(checkpoint)
+    graph["2"]["inputs"]["text"], graph["3"]["inputs"]["text"] = RESTORE_PROMPT, ""
+    graph["4"]["_meta"]["title"] = "Load image (a clean image to degrade; bypass Degrade for a real photo)"
+    graph.update({
+        "5": {"class_type": "InverseOperatorDownsample", "inputs": {"factor": factor, "mode": "bicubic"}},
+        "6": {"class_type": "InverseDegradeImage", "inputs": {"image": ["4", 0], "operator": ["5", 0],
+                                                              "noise_std": 0.01, "seed": 0}},
+        "7": {"class_type": "ImageScaleBy", "inputs": {"image": ["6", 0], "upscale_method": "bicubic",
+                                                       "scale_by": float(factor)}},
+        "8": {"class_type": "VAEEncode", "inputs": {"pixels": ["7", 0], "vae": ["1", 2]},
+              "_meta": {"title": "VAEEncode (sets the output size only)"}},
+        "9": {"class_type": "InverseDInGRestoreSampler", "inputs": {"vae": ["1", 2], "measurement": ["6", 0],
+                                                                    "operator": ["5", 0], **DING_RESTORE_OPTIONS}},
+        "10": {"class_type": "BasicScheduler", "inputs": {"model": ["1", 0], "scheduler": "normal", "steps": 20,
+                                                          "denoise": 1.0}},
+        "11": {"class_type": "SamplerCustom", "inputs": {
+            "model": ["1", 0], "add_noise": True, "noise_seed": 0, "cfg": cfg, "positive": ["2", 0],
+            "negative": ["3", 0], "sampler": ["9", 0], "sigmas": ["10", 0], "latent_image": ["8", 0]}},
+        "12": {"class_type": "VAEDecode", "inputs": {"samples": ["11", 0], "vae": ["1", 2]}},
+        "13": {"class_type": "SaveImage", "inputs": {"images": ["12", 0], "filename_prefix": "ding_sr"}},
+        "14": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "ding_low_res"}},
+    })
+    return graph
+
+
 WORKFLOWS = {
     "ding_inpaint_sd15_sampler_custom.json": lambda: sampler_custom_graph(SD15, 20, 7.0),
     "ding_inpaint_sd15_all_in_one.json": lambda: all_in_one_graph(SD15, 20, 7.0),
@@ -237,6 +291,15 @@ WORKFLOWS = {
     "spin_face_demo.json": spin_face_demo_graph,
     "dcdp_deblur_and_sr_sd15.json": lambda: dcdp_deblur_and_sr_graph(SD15),
     "dcdp_few_step_sdxl_turbo.json": lambda: dcdp_few_step_graph(SDXL_TURBO),
+    "ding_deblur_sd15.json": lambda: ding_restore_graph(
+        SD15, {"class_type": "InverseOperatorGaussianBlur", "inputs": {"kernel_size": 15, "std": 3.0}}, 0.01,
+        "DInG deblur"),
+    "ding_sr4_sdxl.json": lambda: ding_restore_graph(
+        SDXL, {"class_type": "InverseOperatorDownsample", "inputs": {"factor": 4, "mode": "bicubic"}}, 0.01,
+        "DInG x4 super-resolution"),
+    "ding_denoise_sd15.json": lambda: ding_restore_graph(
+        SD15, {"class_type": "InverseOperatorDenoise", "inputs": {}}, 0.05, "DInG denoise", estimate_noise=True),
+    "ding_sr4_sd35_sampler_custom.json": lambda: ding_restore_sampler_custom_graph(SD35),
 }
 
 

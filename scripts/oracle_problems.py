@@ -105,3 +105,102 @@ class PixelOracle:
     def distances(self, samples, generator):
         metric = self.pack.solvers__metrics.sliced_wasserstein
         return {name: float(metric(value, self.exact, generator)) for name, value in samples.items()}
+
+
+# DInG restoration problems: a mixture over model-space latents, decoded to RGB [3, 8, 8] by an exact
+# pass-through autoencoder ("identity": latents = pixels) or a linear SD-shaped one ("linear": latents
+# [4, 4, 4], 4 channels per 2×2 pixels, unequal column norms), so A∘Dec is linear and the posterior
+# over latents is closed form.
+RESTORE_IMAGE_SIDE = 8
+RESTORE_NOISE = 0.05
+AUTOENCODERS = {"identity": (3, 8), "linear": (4, 4)}
+
+
+def restore_operators(pack):
+    ops = pack.solvers__operators
+    observed = torch.ones(1, 1, RESTORE_IMAGE_SIDE, RESTORE_IMAGE_SIDE)
+    observed[..., :, RESTORE_IMAGE_SIDE // 2:] = 0.0
+    return {"inpaint": ops.Inpainting(observed), "gaussian_blur": ops.gaussian_blur(5, 1.5),
+            "motion_blur": ops.motion_blur(5, torch.Generator().manual_seed(2)),
+            "sr_x2": ops.Downsample(2, "bicubic"), "sr_x4": ops.Downsample(4, "bicubic"), "denoise": ops.Identity()}
+
+
+class DenseObservation:
+    """The exact step with explicit matrices: A_z [m, d] on flattened latents, solves by Cholesky. The
+    reference the matrix-free observations are measured against (same loop, same draws)."""
+
+    def __new__(cls, pack, matrix, measurement, obs_std, latent_shape):
+        base = pack.solvers__ding_restore.LinearObservation
+
+        class Dense(base):
+            def linearise(self, x0):
+                self.data_residual = self.y - self.apply(x0)
+
+            def apply(self, v):
+                return v.reshape(len(v), -1).to(matrix) @ matrix.T
+
+            def adjoint(self, w):
+                return (w.to(matrix) @ matrix).reshape(len(w), *latent_shape)
+
+            def solve(self, noise_var, prior_var, rhs):
+                system = noise_var * torch.eye(len(matrix), dtype=matrix.dtype) + prior_var * matrix @ matrix.T
+                self.stats.add(0, 0.0)
+                return torch.linalg.solve(system, rhs.to(matrix).T).T
+        return Dense(None, measurement.reshape(1, -1).double(), obs_std)
+
+
+class RestoreOracle:
+    """A restoration problem wired into ComfyUI: the latent mixture as a MODEL, the autoencoder as a VAE,
+    y = A(Dec(truth)) + noise as an IMAGE, the exact posterior over latents and a dense reference."""
+
+    def __init__(self, engine, pack, operator, prediction, autoencoder, n_samples, steps=20, seed=11):
+        self.engine, self.pack, self.operator, self.n_samples = engine, pack, operator, n_samples
+        oracle_model = pack.nodes__oracle_model
+        channels, side = AUTOENCODERS[autoencoder]
+        self.latent_shape = (channels, side, side)
+        generator = torch.Generator().manual_seed(seed)
+        dim = channels * side * side
+        self.mixture = pack.solvers__gaussian_mixture.random_mixture(dim, 3, generator, spread=0.35, scale=0.15)
+        if autoencoder == "identity":
+            self.vae = oracle_model.pass_through_vae(3)
+        else:
+            self.vae = oracle_model.linear_vae(oracle_model.random_decoder_matrix(4, generator))
+        decoder = self.vae.first_stage_model
+        truth = self.mixture.sample(1, generator).float().reshape(1, *self.latent_shape)
+        self.y = operator.simulate(decoder.decode(truth), RESTORE_NOISE, generator)
+        basis = torch.eye(dim).reshape(dim, *self.latent_shape)
+        self.matrix = operator.forward(decoder.decode(basis)).reshape(dim, -1).T.double()  # A∘Dec, [m, d]
+        posterior = self.mixture.condition(self.matrix, self.y.reshape(-1).double(), RESTORE_NOISE)
+        self.exact = posterior.sample(n_samples, generator)
+        self.floor = float(pack.solvers__metrics.sliced_wasserstein(self.exact, posterior.sample(n_samples, generator),
+                                                                      generator))
+        self.model = oracle_model.mixture_model(self.mixture, self.latent_shape, prediction)
+        self.sigmas = engine.nodes["BasicScheduler"]().get_sigmas(self.model, "normal", steps, 1.0)[0]
+        self.measurement = pack.nodes__vae_bridge.pixels_to_image(self.y)
+        self.empty = torch.zeros(n_samples, *self.latent_shape)
+        self.prediction = prediction
+
+    def sample(self, sampler, add_noise=True, seed=1):
+        """n draws [n, d] through SamplerCustom from an empty latent at the restored size."""
+        out, _ = self.engine.nodes["SamplerCustom"]().sample(self.model, add_noise, seed, 1.0, NO_PROMPT, NO_PROMPT,
+                                                             sampler, self.sigmas, {"samples": self.empty})
+        return out["samples"].reshape(self.n_samples, -1).double()
+
+    def dense_reference(self, seed=1, **options):
+        """The same loop with the dense exact step, run on the solver directly (same schedule, exact denoiser)."""
+        pack = self.pack
+        param = pack.nodes__comfy_compat.parameterisation_of(self.model.get_model_object("model_sampling"))
+        generator = torch.Generator().manual_seed(seed)
+        start = torch.randn(self.n_samples, *self.latent_shape, generator=generator, dtype=torch.float64)
+        start = start * param.noise_scale(float(self.sigmas[0]))
+        mixture = self.mixture
+
+        def denoise(x, sigma):
+            return mixture.denoise(x.reshape(len(x), -1), sigma, param).reshape(x.shape)
+        observation = DenseObservation(pack, self.matrix, self.y, RESTORE_NOISE, self.latent_shape)
+        out = pack.solvers__ding_restore.sample_ding_restore(denoise, start, self.sigmas, observation, param,
+                                                             generator, **options)
+        return out.reshape(self.n_samples, -1).double()
+
+    def distance(self, samples, generator):
+        return float(self.pack.solvers__metrics.sliced_wasserstein(samples, self.exact, generator))

@@ -144,6 +144,45 @@ class TinyLoadImage:
         return (image[None].repeat(batch, 1, 1, 1), mask[None].repeat(batch, 1, 1))
 
 
+class TinyDecodableImage:
+    """An IMAGE the VAE can make: the decoding of a seeded random latent (so a restoration's measurement
+    A(Dec(z)) + noise is reachable through the decoder)."""
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "make"
+    CATEGORY = "_for_testing"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"vae": ("VAE",), "size": ("INT", {"default": 64, "min": 8}),
+                             "seed": ("INT", {"default": 0, "min": 0})}}
+
+    def make(self, vae, size, seed):
+        scale = vae.downscale_ratio if isinstance(vae.downscale_ratio, int) else 8
+        latent = torch.randn(1, vae.latent_channels, size // scale, size // scale,
+                             generator=torch.Generator().manual_seed(seed))
+        return (vae.decode(latent),)
+
+
+CAPTURED = {}
+
+
+class TinyCapture:
+    """An output node that keeps the IMAGE it receives (by label) for the test to inspect."""
+    RETURN_TYPES = ()
+    FUNCTION = "capture"
+    OUTPUT_NODE = True
+    CATEGORY = "_for_testing"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"images": ("IMAGE",), "label": ("STRING", {"default": "out"})}}
+
+    def capture(self, images, label):
+        CAPTURED[label] = images.clone()
+        return {}
+
+
 NODE_CLASS_MAPPINGS = {"TinyCheckpointLoader": TinyCheckpointLoader, "TinyTextEncode": TinyTextEncode,
-                       "TinyLoadImage": TinyLoadImage}
+                       "TinyLoadImage": TinyLoadImage, "TinyDecodableImage": TinyDecodableImage,
+                       "TinyCapture": TinyCapture}
 NODE_DISPLAY_NAME_MAPPINGS = {}

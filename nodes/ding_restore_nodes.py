@@ -1,0 +1,142 @@
+"""DInG restoration (any linear operator) as a SAMPLER and as an all-in-one node."""
+import logging
+
+import comfy.samplers
+import torch
+
+from ..solvers import ding, ding_restore
+from . import comfy_compat, inputs
+from .ding_sampler import ding_options_inputs
+from .operator_nodes import OPERATOR
+from .restoration import RestorationCall, restored_latent, sample_restoration
+
+log = logging.getLogger("inverse_samplers")
+
+
+def ding_restore_options_inputs():
+    ding_options = {name: spec for name, spec in ding_options_inputs().items() if name != "obs_std"}
+    return {
+        "measurement_noise": ("FLOAT", {"default": 0.01, "min": 0.0, "max": 0.5, "step": 0.001, "tooltip":
+                              "Noise std of the measurement in pixel units (0..1); see Estimate Noise Level. "
+                              "Floored at 0.0005 so the exact step stays finite."}),
+        **ding_options,
+        "latent_solver": (list(ding_restore.LATENT_SOLVERS), {"default": "pixel", "tooltip":
+                          "How the operator reaches the latent. pixel: no autograd, 2 decodes + 2 encodes per "
+                          "step, approximate for real VAEs. linearized: exact for linear decoders, a decoder "
+                          "vector-Jacobian product per solver iteration (slower, more memory)."}),
+        "solver_iterations": ("INT", {"default": 30, "min": 1, "max": 1000, "tooltip":
+                              "Most conjugate-gradient iterations per step (blur, bicubic SR, linearized)."}),
+        "solver_tolerance": ("FLOAT", {"default": 1e-4, "min": 1e-8, "max": 0.1, "step": 1e-5, "tooltip":
+                             "Relative residual at which each solve stops."}),
+    }
+
+
+def differentiable_decoder(vae, latent_format, device):
+    """Model-space latent → pixels in [−1, 1] through the VAE's own decoder module, unclamped, so that
+    autograd can take vector-Jacobian products through it (never through the denoiser)."""
+    def decode(latent):
+        raw = latent_format.process_out(latent).to(vae.vae_dtype).to(vae.device)
+        return vae.first_stage_model.decode(raw).float().to(device)
+    return decode
+
+
+@torch.no_grad()  # the linearized solver enables autograd for the decoder alone
+def sample_ding_restore_comfy(model, x, sigmas, extra_args=None, callback=None, disable=None, *, vae, measurement,
+                              operator, measurement_noise=0.01, variant="ding", eta_schedule="fm_square",
+                              eta_scale=1.0, latent_solver="pixel", solver_iterations=30, solver_tolerance=1e-4,
+                              report=None):
+    """KSAMPLER contract: x is ComfyUI's noised start; the latent's size is the restored image's.
+    A dict passed as `report` receives the run's solver statistics."""
+    call = RestorationCall(model, x, extra_args, vae, measurement, operator, "DInG restore")
+    base_model = model.inner_model.inner_model
+    options = ding_restore.SolveOptions(tolerance=solver_tolerance, max_iterations=solver_iterations)
+    observation = ding_restore.latent_observation(
+        latent_solver, operator, call.y, 2.0 * measurement_noise, call.codec.decode, call.codec.encode,
+        differentiable_decoder(vae, base_model.latent_format, x.device), options, comfy_compat.check_interrupt)
+    log.info("DInG restore (%s, %s, %s): %d network calls for %d steps", operator.describe(), latent_solver,
+             call.param.name, ding.network_calls(sigmas, variant), len(sigmas) - 1)
+
+    def progress(i, state, x0, sigma):
+        if callback is not None:
+            callback({"x": state, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": x0})
+
+    result = ding_restore.sample_ding_restore(call.denoise, x, sigmas, observation, call.param, call.generator(),
+                                              eta_schedule=eta_schedule, eta_scale=eta_scale, variant=variant,
+                                              callback=progress, check_interrupt=comfy_compat.check_interrupt)
+    log.info("DInG restore: %s", observation.stats.describe())
+    if report is not None:
+        report["stats"] = observation.stats
+    return result.to(x.dtype)
+
+
+class DInGRestoreSampler:
+    DESCRIPTION = ("DInG restoration sampler for SamplerCustom / SamplerCustomAdvanced: every step is an exact "
+                   "Gaussian posterior step for a linear operator (deblurring, super-resolution, denoising, "
+                   "inpainting), no gradient through the model. The latent sets the output size (the restored "
+                   "image's, e.g. EmptyLatentImage); add noise on. 2 network calls per step (delayed: 1).")
+    CATEGORY = "sampling/custom_sampling/samplers"
+    RETURN_TYPES = ("SAMPLER",)
+    RETURN_NAMES = ("sampler",)
+    OUTPUT_TOOLTIPS = ("Plug into SamplerCustom / SamplerCustomAdvanced.",)
+    FUNCTION = "get_sampler"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"vae": ("VAE", {"tooltip": "The checkpoint's VAE: the operator acts on decoded pixels."}),
+                             "measurement": ("IMAGE", {"tooltip": "The degraded photo y."}),
+                             "operator": (OPERATOR, {"tooltip": "How y was made from the clean image (linear)."}),
+                             **ding_restore_options_inputs()}}
+
+    def get_sampler(self, vae, measurement, operator, **options):
+        inputs.check_vae(vae)
+        inputs.check_image(measurement, "measurement")
+        ding_restore.require_linear(operator)
+        return (comfy.samplers.KSAMPLER(sample_ding_restore_comfy, extra_options={
+            "vae": vae, "measurement": measurement, "operator": operator, **options}),)
+
+
+class DInGRestore:
+    DESCRIPTION = ("Restore a degraded photo with DInG on any checkpoint: deblurring (Gaussian, motion, a kernel), "
+                   "super-resolution, denoising, inpainting. Every step is an exact Gaussian posterior step for the "
+                   "linear operator; no gradient through the model. Output size = the operator's input size.")
+    CATEGORY = "sampling/inverse"
+    RETURN_TYPES = ("IMAGE", "LATENT", "STRING")
+    RETURN_NAMES = ("image", "latent", "info")
+    OUTPUT_TOOLTIPS = ("The restored image (one posterior sample).", "Its latent.",
+                       "Steps, network calls and the linear solver's work.")
+    FUNCTION = "restore"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL",), "positive": ("CONDITIONING",), "negative": ("CONDITIONING",),
+            "vae": ("VAE", {"tooltip": "The checkpoint's VAE: the operator acts on decoded pixels."}),
+            "measurement": ("IMAGE", {"tooltip": "The degraded photo y."}),
+            "operator": (OPERATOR, {"tooltip": "How y was made from the clean image (linear)."}),
+            "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "control_after_generate": True}),
+            "steps": ("INT", {"default": 20, "min": 1, "max": 1000}),
+            "cfg": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
+                              "tooltip": "1.0 (no CFG) treats the model as a plain prior; each call costs double above 1."}),
+            "scheduler": (comfy_compat.scheduler_names(), {"default": "normal"}),
+            **ding_restore_options_inputs()}}
+
+    def restore(self, model, positive, negative, vae, measurement, operator, seed, steps, cfg, scheduler, **options):
+        ding_restore.require_linear(operator)
+        latent = restored_latent(model, vae, measurement, operator)
+        sigmas = comfy_compat.compute_sigmas(model, scheduler, steps, 1.0)
+        report = {}
+        sampler = comfy.samplers.KSAMPLER(sample_ding_restore_comfy, extra_options={
+            "vae": vae, "measurement": measurement, "operator": operator, "report": report, **options})
+        samples = sample_restoration(model, sampler, sigmas, positive, negative, cfg, latent, seed, start_noise=True)
+        image = vae.decode(samples)
+        calls = ding.network_calls(sigmas, options["variant"])
+        info = (f"DInG restore ({operator.describe()}, {options['latent_solver']}): {len(sigmas) - 1} steps, "
+                f"{calls} network calls" + (f" ({2 * calls} model passes with CFG)" if cfg != 1.0 else "")
+                + f"; {report['stats'].describe()}")
+        return (image, {"samples": samples}, info)
+
+
+DING_RESTORE_NODES = {
+    "InverseDInGRestoreSampler": (DInGRestoreSampler, "DInG Restore Sampler (any linear operator)"),
+    "InverseDInGRestore": (DInGRestore, "DInG Restore (all-in-one)"),
+}

@@ -1,0 +1,152 @@
+"""DInG Restore inside ComfyUI: the whole path through the executor on tiny SD1.5 / SD3 / Flux models
+with tiny nonlinear VAEs, the SAMPLER form, seeds, batches, interruption inside a solve, clear errors."""
+import comfy.model_management
+import pytest
+import torch
+
+from conftest import interrupt_exception
+
+OPTIONS = dict(measurement_noise=0.02, variant="ding", eta_schedule="fm_square", eta_scale=1.0,
+               latent_solver="pixel", solver_iterations=30, solver_tolerance=1e-4)
+NOISE = 0.02  # pixel units: σ_y = 0.04 on the solvers' [−1, 1] scale
+
+
+def tiny_family(engine, tiny, family):
+    if family == "flux" and engine.name == "fork":
+        pytest.skip("the PyPI fork comfyui==0.0.1 has no Flux model; Flux runs against upstream (COMFYUI_PATH)")
+    return tiny.TinyCheckpointLoader().load(family, 0)
+
+
+def restore_prompt(family, operator_node, latent_solver, size=64):
+    """Tiny checkpoint → a decodable image → degrade (operator + noise) → DInG Restore; both captured."""
+    options = dict(OPTIONS, latent_solver=latent_solver)
+    return {
+        "1": {"class_type": "TinyCheckpointLoader", "inputs": {"family": family, "seed": 0}},
+        "2": {"class_type": "TinyTextEncode", "inputs": {"clip": ["1", 1], "text": "a photo"}},
+        "3": {"class_type": "TinyDecodableImage", "inputs": {"vae": ["1", 2], "size": size, "seed": 1}},
+        "4": operator_node,
+        "5": {"class_type": "InverseDegradeImage", "inputs": {"image": ["3", 0], "operator": ["4", 0],
+                                                               "noise_std": NOISE, "seed": 2}},
+        "6": {"class_type": "InverseDInGRestore", "inputs": {
+            "model": ["1", 0], "positive": ["2", 0], "negative": ["2", 0], "vae": ["1", 2], "measurement": ["5", 0],
+            "operator": ["4", 0], "seed": 3, "steps": 6, "cfg": 1.0, "scheduler": "normal", **options}},
+        "7": {"class_type": "TinyCapture", "inputs": {"images": ["6", 0], "label": "restored"}},
+        "8": {"class_type": "TinyCapture", "inputs": {"images": ["5", 0], "label": "measurement"}},
+        "9": {"class_type": "TinyCapture", "inputs": {"images": ["3", 0], "label": "truth"}},
+    }
+
+
+BLUR = {"class_type": "InverseOperatorGaussianBlur", "inputs": {"kernel_size": 5, "std": 1.5}}
+SR4 = {"class_type": "InverseOperatorDownsample", "inputs": {"factor": 4, "mode": "bicubic"}}
+
+
+def measurement_rms(pack, operator, image, measurement):
+    pixels = pack.nodes__vae_bridge.image_to_pixels
+    residual = operator.forward(pixels(image, "cpu")) - pixels(measurement, "cpu")
+    return float(residual.square().mean().sqrt())
+
+
+@pytest.mark.parametrize("family,operator_node,latent_solver", [
+    ("sd15", BLUR, "pixel"), ("sd15", SR4, "linearized"), ("sd3", BLUR, "pixel"), ("sd3", SR4, "pixel"),
+    ("flux", BLUR, "linearized"), ("flux", SR4, "pixel")])
+def test_executor_path_fits_the_measurement_on_tiny_models(engine, pack, tiny, family, operator_node, latent_solver,
+                                                           tmp_path):
+    """Through ComfyUI's executor (inference mode, model management): the restored image reproduces
+    the measurement to about its noise level, σ_y per measured pixel, and does not diverge."""
+    if family == "flux" and engine.name == "fork":
+        pytest.skip("the PyPI fork comfyui==0.0.1 has no Flux model; Flux runs against upstream (COMFYUI_PATH)")
+    tiny.CAPTURED.clear()
+    engine.execute(restore_prompt(family, operator_node, latent_solver), output_dir=tmp_path)
+    restored, measurement, truth = (tiny.CAPTURED[k] for k in ("restored", "measurement", "truth"))
+    operator = engine.nodes[operator_node["class_type"]]().build(**operator_node["inputs"])[0]
+    sigma_y = 2 * NOISE
+    fitted = measurement_rms(pack, operator, restored, measurement)
+    truth_fit = measurement_rms(pack, operator, truth, measurement)
+    print(f"\n{family} {operator.describe()} {latent_solver}: RMS(A(x) − y) = {fitted:.4f}, truth {truth_fit:.4f}, "
+          f"σ_y = {sigma_y}")
+    assert restored.shape == truth.shape and torch.isfinite(restored).all()
+    assert fitted < 2.0 * sigma_y
+
+
+def test_sampler_form_in_sampler_custom_advanced_with_seeds_and_batches(engine, pack, tiny):
+    model, _, vae = tiny_family(engine, tiny, "sd15")
+    cond = tiny.tiny_conditioning("a photo")
+    truth = tiny.TinyDecodableImage().make(vae, 64, 1)[0].repeat(2, 1, 1, 1)
+    blur = engine.nodes["InverseOperatorGaussianBlur"]().build(5, 1.5)[0]
+    measurement = engine.nodes["InverseDegradeImage"]().degrade(truth, blur, NOISE, 0)[0]
+    kept = measurement.clone()
+    sampler = engine.nodes["InverseDInGRestoreSampler"]().get_sampler(vae, measurement, blur, **OPTIONS)[0]
+    guider = engine.nodes["CFGGuider"]().get_guider(model, cond, cond, 1.0)[0]
+    sigmas = engine.nodes["BasicScheduler"]().get_sigmas(model, "normal", 5, 1.0)[0]
+    latent = engine.nodes["EmptyLatentImage"]().generate(64, 64, 2)[0]
+
+    def run(seed):
+        noise = engine.nodes["RandomNoise"]().get_noise(seed)[0]
+        return engine.nodes["SamplerCustomAdvanced"]().sample(noise, guider, sampler, sigmas, latent)[0]["samples"]
+
+    first, again, other = run(7), run(7), run(8)
+    assert first.shape == (2, 4, 8, 8) and torch.isfinite(first).all()
+    torch.testing.assert_close(first, again)
+    assert float((first - other).abs().max()) > 1e-3
+    assert float((first[0] - first[1]).abs().max()) > 1e-3   # two posterior samples, not one copied
+    assert torch.equal(measurement, kept)
+
+
+def test_progress_and_network_calls(engine, pack, tiny, monkeypatch):
+    """The all-in-one node reports every step to ComfyUI's progress/preview callback and makes exactly
+    DInG's network calls (2 per step + 1)."""
+    model, _, vae = tiny_family(engine, tiny, "sd15")
+    cond = tiny.tiny_conditioning("a photo")
+    measurement = tiny.TinyDecodableImage().make(vae, 32, 1)[0]
+    denoise_op = engine.nodes["InverseOperatorDenoise"]().build()[0]
+    calls, steps_seen = [], []
+    model = model.clone()
+    model.set_model_unet_function_wrapper(
+        lambda apply, args: calls.append(1) or apply(args["input"], args["timestep"], **args["c"]))
+    preview = pack.nodes__comfy_compat.latent_preview
+    monkeypatch.setattr(preview, "prepare_callback",
+                        lambda model, steps, *a, **k: lambda i, x0, x, total: steps_seen.append((i, total)))
+    info = engine.nodes["InverseDInGRestore"]().restore(model, cond, cond, vae, measurement, denoise_op, 0, 4, 1.0,
+                                                        "normal", **OPTIONS)[2]
+    assert [i for i, _ in steps_seen] == [0, 1, 2, 3] and steps_seen[0][1] == 4
+    assert len(calls) == 7 and "7 network calls" in info
+
+
+def test_interrupt_is_checked_inside_the_linear_solve(engine, tiny):
+    model, _, vae = tiny_family(engine, tiny, "sd15")
+    cond = tiny.tiny_conditioning("a photo")
+    blur = engine.nodes["InverseOperatorGaussianBlur"]().build(5, 1.5)[0]
+    measurement = tiny.TinyDecodableImage().make(vae, 32, 1)[0]
+
+    class InterruptsDuringSolve(type(blur)):
+        """Presses cancel on the 5th application of Aᵀ (inside the first conjugate-gradient solve)."""
+        calls = 0
+
+        def adjoint(self, y):
+            InterruptsDuringSolve.calls += 1
+            if InterruptsDuringSolve.calls == 5:
+                comfy.model_management.interrupt_current_processing(True)
+            return super().adjoint(y)
+
+    operator = InterruptsDuringSolve(blur.kernel, "blur")
+    try:
+        with pytest.raises(interrupt_exception()):
+            engine.nodes["InverseDInGRestore"]().restore(model, cond, cond, vae, measurement, operator, 0, 4, 1.0,
+                                                         "normal", **OPTIONS)
+    finally:
+        comfy.model_management.interrupt_current_processing(False)
+    assert InterruptsDuringSolve.calls == 5
+
+
+def test_errors_name_the_socket(engine, tiny):
+    model, _, vae = tiny_family(engine, tiny, "sd15")
+    cond = tiny.tiny_conditioning("a photo")
+    sr = engine.nodes["InverseOperatorDownsample"]().build(4, "bicubic")[0]
+    hdr = engine.nodes["InverseOperatorHDRClip"]().build(2.0)[0]
+    node = engine.nodes["InverseDInGRestore"]()
+    with pytest.raises(ValueError, match="operator: .*not linear"):
+        node.restore(model, cond, cond, vae, torch.rand(1, 32, 32, 3), hdr, 0, 4, 1.0, "normal", **OPTIONS)
+    with pytest.raises(ValueError, match="measurement: the restored size"):
+        node.restore(model, cond, cond, vae, torch.rand(1, 3, 3, 3), sr, 0, 4, 1.0, "normal", **OPTIONS)
+    with pytest.raises(ValueError, match="vae"):
+        node.restore(model, cond, cond, None, torch.rand(1, 16, 16, 3), sr, 0, 4, 1.0, "normal", **OPTIONS)
