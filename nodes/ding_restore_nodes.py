@@ -31,12 +31,28 @@ def ding_restore_options_inputs():
     }
 
 
+class _Decoder(torch.nn.Module):
+    def __init__(self, autoencoder):
+        super().__init__()
+        self.autoencoder = autoencoder
+
+    def forward(self, latent):
+        return self.autoencoder.decode(latent)
+
+
 def differentiable_decoder(vae, latent_format, device):
     """Model-space latent → pixels in [−1, 1] through the VAE's own decoder module, unclamped, so that
-    autograd can take vector-Jacobian products through it (never through the denoiser)."""
+    autograd can take vector-Jacobian products through it (never through the denoiser).
+
+    Weights loaded inside ComfyUI's executor are inference tensors, which autograd may not save; the
+    decoder runs on ordinary copies of them (torch.func.functional_call), the VAE itself untouched."""
+    decoder = _Decoder(vae.first_stage_model)
+    with torch.inference_mode(False):
+        weights = {name: tensor.clone() for name, tensor in [*decoder.named_parameters(), *decoder.named_buffers()]}
+
     def decode(latent):
         raw = latent_format.process_out(latent).to(vae.vae_dtype).to(vae.device)
-        return vae.first_stage_model.decode(raw).float().to(device)
+        return torch.func.functional_call(decoder, weights, (raw,)).float().to(device)
     return decode
 
 
@@ -50,9 +66,11 @@ def sample_ding_restore_comfy(model, x, sigmas, extra_args=None, callback=None, 
     call = RestorationCall(model, x, extra_args, vae, measurement, operator, "DInG restore")
     base_model = model.inner_model.inner_model
     options = ding_restore.SolveOptions(tolerance=solver_tolerance, max_iterations=solver_iterations)
+    differentiable = (differentiable_decoder(vae, base_model.latent_format, x.device)
+                      if latent_solver == "linearized" else None)
     observation = ding_restore.latent_observation(
         latent_solver, operator, call.y, 2.0 * measurement_noise, call.codec.decode, call.codec.encode,
-        differentiable_decoder(vae, base_model.latent_format, x.device), options, comfy_compat.check_interrupt)
+        differentiable, options, comfy_compat.check_interrupt)
     log.info("DInG restore (%s, %s, %s): %d network calls for %d steps", operator.describe(), latent_solver,
              call.param.name, ding.network_calls(sigmas, variant), len(sigmas) - 1)
 
