@@ -36,6 +36,22 @@ def check_hole_mask(mask, image, socket="mask", image_socket="image"):
     return mask.to(torch.float32)
 
 
+NOISE_MASK_SOCKET = "latent_image noise_mask (from SetLatentNoiseMask / InpaintModelConditioning)"
+
+
+def check_noise_mask(mask, socket=NOISE_MASK_SOCKET):
+    """The latent-shaped mask a KSAMPLER receives (1 = generate), after ComfyUI resized it to the latent:
+    finite and in [0, 1], else a hole value of 2 would count as known and a NaN would regenerate its cell."""
+    if not torch.isfinite(mask).all():
+        raise ValueError(f"{socket}: the mask contains NaN or infinite values after ComfyUI resized it to the "
+                         "latent; mask values must be finite and lie in [0, 1]")
+    if mask.min() < 0 or mask.max() > 1:
+        raise ValueError(f"{socket}: mask values must lie in [0, 1] (1 = inpaint), got [{float(mask.min()):.3g}, "
+                         f"{float(mask.max()):.3g}] after ComfyUI resized it to the latent; check the node that "
+                         "made the MASK (e.g. clamp it, or threshold it with a mask node)")
+    return mask
+
+
 def check_vae(vae, socket="vae"):
     if vae is None or not hasattr(vae, "encode") or not hasattr(vae, "decode"):
         raise ValueError(f"{socket}: a VAE is required (connect the checkpoint's VAE output)")
