@@ -23,6 +23,14 @@ def checked_denoiser(model, extra_args, x, who):
     return denoise
 
 
+def check_schedule(sigmas, consequence, advice):
+    """The SAMPLER forms place their noise levels on the SIGMAS: a 1-step schedule leaves only sigma_max."""
+    steps = len(sigmas) - 1
+    if steps < 2:
+        raise ValueError(f"sigmas: the schedule has {steps} step{'' if steps == 1 else 's'}, so {consequence}. "
+                         f"Connect a schedule of at least 2 steps; {advice}")
+
+
 class RestorationCall:
     """A restoration sampler's view of one KSAMPLER call: the parameterisation, the seed, the pixel
     measurement y checked against the operator and the output size, the VAE codec, the denoiser."""

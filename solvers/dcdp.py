@@ -38,6 +38,19 @@ class DCDPOptions:
     first_guess: bool = True           # start from A's y-based guess instead of mid-grey
 
 
+def check_options(options: DCDPOptions):
+    """Reject settings the algorithm has no meaning for (the names are the nodes' widget names)."""
+    if options.purification not in PURIFICATIONS:
+        raise ValueError(f"purification must be one of {PURIFICATIONS}, got {options.purification!r}")
+    if options.dc_solver not in DC_SOLVERS:
+        raise ValueError(f"dc_solver must be one of {DC_SOLVERS}, got {options.dc_solver!r}")
+    if options.end_strength > options.start_strength:
+        raise ValueError(f"end_strength ({options.end_strength:g}) is above start_strength ({options.start_strength:g}): "
+                         "the purification noise decays from start_strength to end_strength over the rounds; set "
+                         "end_strength <= start_strength (equal values purify every round at one level)")
+    return options
+
+
 def operator_norm_squared(operator, shape, generator: torch.Generator, iterations: int = 20) -> float:
     """‖A‖² = largest eigenvalue of AᵀA by power iteration (1 for nonlinear operators)."""
     if not operator.linear:
@@ -125,10 +138,7 @@ def sample_dcdp(denoise: Callable, decode: Callable, encode: Callable, operator,
                 callback: Optional[Callable] = None,
                 check_interrupt: Optional[Callable[[], None]] = None):
     """Run K rounds; returns (pixels [B, C, H, W] in [−1, 1], the last purified latent or None)."""
-    if options.purification not in PURIFICATIONS:
-        raise ValueError(f"purification must be one of {PURIFICATIONS}, got {options.purification!r}")
-    if options.dc_solver not in DC_SOLVERS:
-        raise ValueError(f"dc_solver must be one of {DC_SOLVERS}, got {options.dc_solver!r}")
+    check_options(options)
     pixel_shape = operator.input_shape(measurement.shape)
     lipschitz = operator_norm_squared(operator, pixel_shape, generator)
     if options.first_guess:
