@@ -5,7 +5,7 @@ import comfy.samplers
 import torch
 
 from ..solvers import spin
-from . import comfy_compat, inputs
+from . import comfy_compat, inputs, vae_bridge
 from .operator_nodes import OPERATOR
 from .restoration import RestorationCall, check_schedule, restored_latent, sample_restoration
 
@@ -125,7 +125,7 @@ class SpinRestore:
         sampler = SpinSampler().get_sampler(vae, measurement, operator, warm_start_strength, **options)[0]
         sigmas = comfy_compat.compute_sigmas(model, scheduler, steps, 1.0)
         samples = sample_restoration(model, sampler, sigmas, positive, negative, cfg, latent, seed)
-        image = vae.decode(samples)
+        image = vae_bridge.decode(vae, samples)
         run = warm_start_sigmas(sigmas, warm_start_strength)
         calls = spin.network_calls(run, spin_options(**options))
         info = f"Spin ({operator.describe()}): {len(run) - 1} steps from t*, {calls} network calls"

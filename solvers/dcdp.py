@@ -58,6 +58,9 @@ def operator_norm_squared(operator, shape, generator: torch.Generator, iteration
     vector = torch.randn(shape, generator=generator, dtype=torch.float32)
     value = 1.0
     for _ in range(iterations):
+        if float(vector.norm()) == 0:
+            raise ValueError(f"operator: {operator.describe()} maps every image to zero (e.g. an inpainting mask "
+                             "with no known pixel): there is nothing to fit")
         vector = vector / vector.norm()
         image = operator.adjoint(operator.forward(vector))
         value = float((vector * image).sum())
