@@ -121,17 +121,24 @@ def purification_levels(sigmas, options: DCDPOptions):
     return [min(last, max(0, round((1.0 - s) * steps))) for s in strengths]
 
 
-def purify(denoise, latent, sigmas, index, param: Parameterisation, options: DCDPOptions, noise):
-    """Step (ii): noise to sigmas[index], then Tweedie or a short deterministic ODE down to 0."""
+def purify(denoise, latent, sigmas, index, param: Parameterisation, options: DCDPOptions, noise,
+           check_interrupt: Optional[Callable[[], None]] = None):
+    """Step (ii): noise to sigmas[index], then Tweedie or a short deterministic ODE down to 0.
+    check_interrupt runs before every network call."""
+    def network(state, level):
+        if check_interrupt is not None:
+            check_interrupt()
+        return denoise(state, level)
+
     sigma = as_scalar(sigmas[index])
     x = param.add_noise(latent, noise, sigma)
     if options.purification == "tweedie":
-        return denoise(x, sigma)
+        return network(x, sigma)
     steps = len(sigmas) - 1
     path = torch.linspace(index, steps, options.purification_steps + 1).round().long().unique().tolist()
     for current, following in zip(path[:-1], path[1:]):
         sigma, sigma_next = as_scalar(sigmas[current]), as_scalar(sigmas[following])
-        x0 = denoise(x, sigma)
+        x0 = network(x, sigma)
         x = x0 if sigma_next <= 0 else param.add_noise(x0, param.noise_estimate(x, x0, sigma), sigma_next)
     return x
 
@@ -157,7 +164,7 @@ def sample_dcdp(denoise: Callable, decode: Callable, encode: Callable, operator,
             break
         clean = encode(image.clamp(-1, 1))
         noise = torch.randn(clean.shape, generator=generator, dtype=torch.float32).to(clean.device, clean.dtype)
-        latent = purify(denoise, clean, sigmas, index, param, options, noise)
+        latent = purify(denoise, clean, sigmas, index, param, options, noise, check_interrupt)
         image = decode(latent).clamp(-1, 1)
         if callback is not None:
             callback(k, latent, latent, as_scalar(sigmas[index]))

@@ -245,6 +245,27 @@ def test_interrupt_is_checked_before_every_purification_call(engine):
     assert len(calls) == 1  # no network call after the cancel
 
 
+def test_purify_checks_the_interrupt_before_every_network_call(pack):
+    dcdp = pack.solvers__dcdp
+    calls = []
+
+    class Cancelled(Exception):
+        pass
+
+    def denoise(x, sigma):  # the user cancels during the first call
+        calls.append(sigma)
+        return torch.zeros_like(x)
+
+    def check_interrupt():
+        if calls:
+            raise Cancelled
+    options = dcdp.DCDPOptions(purification="ode", purification_steps=40)
+    with pytest.raises(Cancelled):
+        dcdp.purify(denoise, torch.zeros(1, 1, 2, 2), torch.linspace(1, 0, 51), 5, pack.solvers__parameterisation.VE,
+                    options, torch.zeros(1, 1, 2, 2), check_interrupt)
+    assert len(calls) == 1
+
+
 # 5. the harness removes the folder it creates
 
 def test_harness_removes_its_temporary_custom_nodes_folder():
