@@ -5,9 +5,8 @@ import comfy.sample
 import comfy.samplers
 
 from ..solvers import ding, masks
-from . import comfy_compat, inputs
+from . import comfy_compat, inputs, vae_bridge
 from .ding_sampler import ding_options_inputs, sample_ding_comfy
-from . import vae_bridge
 from .vae_bridge import encode_reproducibly
 
 log = logging.getLogger("inverse_samplers")
