@@ -45,8 +45,8 @@ def check_options(options: DCDPOptions):
     if options.dc_solver not in DC_SOLVERS:
         raise ValueError(f"dc_solver must be one of {DC_SOLVERS}, got {options.dc_solver!r}")
     if options.end_strength > options.start_strength:
-        raise ValueError(f"end_strength ({options.end_strength:g}) is above start_strength ({options.start_strength:g}): "
-                         "the purification noise decays from start_strength to end_strength over the rounds; set "
+        raise ValueError(f"end_strength ({options.end_strength:g}) is above start_strength "
+                         f"({options.start_strength:g}): the purification noise decays from start_strength to end_strength over the rounds; set "
                          "end_strength <= start_strength (equal values purify every round at one level)")
     return options
 
