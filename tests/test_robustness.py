@@ -202,11 +202,11 @@ class NaNDecoder(torch.nn.Module):
         super().__init__()
         self.inner = inner
 
-    def encode(self, pixels):
-        return self.inner.encode(pixels)
+    def encode(self, pixels, **options):
+        return self.inner.encode(pixels, **options)
 
-    def decode(self, latent):
-        return torch.full_like(self.inner.decode(latent), float("nan"))
+    def decode(self, latent, **options):
+        return torch.full_like(self.inner.decode(latent, **options), float("nan"))
 
 
 def test_a_vae_that_decodes_to_nan_is_blamed_on_the_vae(engine):
