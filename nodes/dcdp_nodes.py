@@ -7,7 +7,7 @@ import torch
 from ..solvers import dcdp
 from . import comfy_compat, inputs
 from .operator_nodes import OPERATOR
-from .restoration import RestorationCall, restored_latent, sample_restoration
+from .restoration import RestorationCall, check_schedule, restored_latent, sample_restoration
 from .vae_bridge import pixels_to_image
 
 log = logging.getLogger("inverse_samplers")
@@ -23,7 +23,9 @@ def dcdp_options_inputs():
                             "Pull each fit toward the last purified image; raise it for noisy measurements."}),
         "start_strength": ("FLOAT", {"default": 0.7, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip":
                            "Noise of the first purification, as a share of the schedule (like denoise)."}),
-        "end_strength": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01}),
+        "end_strength": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip":
+                         "Noise of the last purification (0 = the schedule's smallest). At most start_strength: the "
+                         "noise decays over the rounds; equal values purify at one fixed level."}),
         "purification": (list(dcdp.PURIFICATIONS), {"default": "ode", "tooltip":
                          "tweedie: 1 network call per round. ode: purification_steps calls (1-4 for LCM/Turbo/Lightning)."}),
         "purification_steps": ("INT", {"default": 4, "min": 1, "max": 50}),
@@ -36,6 +38,9 @@ def dcdp_options_inputs():
 
 def run_dcdp(model, x, sigmas, extra_args, callback, vae, measurement, operator, options):
     """Shared by both forms: returns (pixels in [−1, 1], last purified latent or None)."""
+    check_schedule(sigmas, "every purification level of DCDP would collapse to the largest noise level (sigma_max), "
+                   "discarding each fit", "e.g. BasicScheduler with 20 steps: the SIGMAS only place the purification "
+                   "levels, the network calls are set by purification and purification_steps (1-4 for Turbo / LCM)")
     call = RestorationCall(model, x, extra_args, vae, measurement, operator, "DCDP")
     log.info("DCDP (%s, %s): %d network calls, %d fits of %d steps", operator.describe(), call.param.name,
              dcdp.network_calls(options, sigmas), options.outer_iterations, options.inner_steps)
@@ -80,8 +85,9 @@ class DCDPSampler:
     def get_sampler(self, vae, measurement, operator, **options):
         inputs.check_vae(vae)
         inputs.check_image(measurement, "measurement")
+        settings = dcdp.check_options(dcdp.DCDPOptions(**options))
         return (comfy.samplers.KSAMPLER(sample_dcdp_comfy, extra_options={
-            "vae": vae, "measurement": measurement, "operator": operator, "options": dcdp.DCDPOptions(**options)}),)
+            "vae": vae, "measurement": measurement, "operator": operator, "options": settings}),)
 
 
 class DCDPRestore:
@@ -105,8 +111,8 @@ class DCDPRestore:
             **dcdp_options_inputs()}}
 
     def restore(self, model, positive, negative, vae, measurement, operator, seed, steps, cfg, scheduler, **options):
+        settings = dcdp.check_options(dcdp.DCDPOptions(**options))
         latent = restored_latent(model, vae, measurement, operator)
-        settings = dcdp.DCDPOptions(**options)
         sigmas = comfy_compat.compute_sigmas(model, scheduler, steps, 1.0)
         final = {}
         sampler = comfy.samplers.KSAMPLER(sample_dcdp_comfy, extra_options={

@@ -5,7 +5,7 @@ import comfy.sample
 import comfy.samplers
 
 from ..solvers import ding, masks
-from . import comfy_compat, inputs
+from . import comfy_compat, inputs, vae_bridge
 from .ding_sampler import ding_options_inputs, sample_ding_comfy
 from .vae_bridge import encode_reproducibly
 
@@ -55,8 +55,11 @@ class DInGInpaint:
         hole = inputs.check_hole_mask(mask, image)
         vae = inputs.check_vae(vae)
         comfy_compat.parameterisation_of(comfy_compat.model_sampling_of(model))
+        inputs.check_vae_fits_model(vae, model.model.latent_format.latent_channels)
+        scale = inputs.vae_scale(vae)
+        inputs.check_fits_vae(image.shape[1], image.shape[2], scale, "image")
         rgb = image[..., :3]
-        padded, padded_hole = inputs.pad_to_multiple(rgb, hole, inputs.vae_scale(vae))
+        padded, padded_hole = inputs.pad_to_multiple(rgb, hole, scale)
         latent = encode_reproducibly(vae, padded, seed)
         if float(hole.max()) <= 0:
             log.warning("DInG inpaint: the mask is empty (nothing to inpaint); returning the input image unchanged.")
@@ -72,7 +75,7 @@ class DInGInpaint:
             model, comfy.sample.prepare_noise(latent, seed, None), cfg, sampler, sigmas, positive, negative,
             latent, noise_mask=1.0 - observed,
             callback=comfy_compat.latent_preview.prepare_callback(model, len(sigmas) - 1), seed=seed)
-        decoded = vae.decode(samples)[:, :image.shape[1], :image.shape[2]].to(image.device)
+        decoded = vae_bridge.decode(vae, samples)[:, :image.shape[1], :image.shape[2]].to(image.device)
         if paste_back:
             decoded = masks.paste_back(rgb, decoded, hole, paste_feather)
         calls = ding.network_calls(sigmas, variant)

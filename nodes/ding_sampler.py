@@ -4,7 +4,7 @@ import logging
 import torch
 
 from ..solvers import ding
-from . import comfy_compat
+from . import comfy_compat, inputs
 from .restoration import checked_denoiser
 
 log = logging.getLogger("inverse_samplers")
@@ -27,6 +27,7 @@ def sample_ding_comfy(model, x, sigmas, extra_args=None, callback=None, disable=
         raise MissingMaskError(
             "DInG sampler: latent_image has no mask. Set one with SetLatentNoiseMask (or "
             "InpaintModelConditioning with noise_mask on) so DInG knows which region to fill.")
+    inputs.check_noise_mask(hole_mask)
     observation = model.latent_image
     if float(hole_mask.max()) <= 0:
         log.warning("DInG sampler: the mask is empty (nothing to inpaint); returning the input latent unchanged.")

@@ -3,10 +3,18 @@ import torch
 import torch.nn.functional as F
 
 
-def check_image(image, socket="image"):
-    if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[-1] not in (1, 3, 4):
+MIN_LATENT_CELLS = 2  # VAEs and UNets normalise over the latent grid: a 1x1 latent fails deep inside them
+
+
+def check_image(image, socket="image", rgb=True):
+    """An IMAGE [B, H, W, C]; with rgb, C must be 3 or 4 (the pack feeds RGB to VAEs and operators)."""
+    if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[-1] > 4:
         shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
         raise ValueError(f"{socket}: expected an IMAGE tensor [batch, height, width, 3], got {shape}")
+    channels = image.shape[-1]
+    if rgb and channels not in (3, 4):
+        raise ValueError(f"{socket}: the IMAGE has {channels} channel{'' if channels == 1 else 's'}; expected "
+                         "3 (RGB) or 4 (RGBA) channels (convert a greyscale image to RGB first)")
     if not torch.isfinite(image).all():
         raise ValueError(f"{socket}: the image contains NaN or infinite values")
     return image
@@ -36,10 +44,53 @@ def check_hole_mask(mask, image, socket="mask", image_socket="image"):
     return mask.to(torch.float32)
 
 
+NOISE_MASK_SOCKET = "latent_image noise_mask (from SetLatentNoiseMask / InpaintModelConditioning)"
+
+
+def check_noise_mask(mask, socket=NOISE_MASK_SOCKET):
+    """The latent-shaped mask a KSAMPLER receives (1 = generate), after ComfyUI resized it to the latent:
+    finite and in [0, 1], else a hole value of 2 would count as known and a NaN would regenerate its cell."""
+    if not torch.isfinite(mask).all():
+        raise ValueError(f"{socket}: the mask contains NaN or infinite values after ComfyUI resized it to the "
+                         "latent; mask values must be finite and lie in [0, 1]")
+    if mask.min() < 0 or mask.max() > 1:
+        raise ValueError(f"{socket}: mask values must lie in [0, 1] (1 = inpaint), got [{float(mask.min()):.3g}, "
+                         f"{float(mask.max()):.3g}] after ComfyUI resized it to the latent; check the node that "
+                         "made the MASK (e.g. clamp it, or threshold it with a mask node)")
+    return mask
+
+
 def check_vae(vae, socket="vae"):
     if vae is None or not hasattr(vae, "encode") or not hasattr(vae, "decode"):
         raise ValueError(f"{socket}: a VAE is required (connect the checkpoint's VAE output)")
     return vae
+
+
+def check_vae_fits_model(vae, model_channels, socket="vae"):
+    """The VAE's latents must have the channels the model samples (4: SD1.5 / SDXL, 16: SD3 / Flux)."""
+    vae_channels = getattr(vae, "latent_channels", None)
+    if vae_channels is not None and model_channels is not None and int(vae_channels) != int(model_channels):
+        raise ValueError(f"{socket}: its latents have {vae_channels} channels but the model works on "
+                         f"{model_channels}-channel latents: the VAE and the model come from different families "
+                         "(SD1.5 / SDXL VAEs have 4 channels, SD3 / Flux ones 16); connect the VAE of the model's "
+                         "checkpoint")
+    return vae
+
+
+def check_fits_vae(height, width, scale, socket, described=""):
+    """Pixel sizes below MIN_LATENT_CELLS latent cells per side fail inside the VAE (or the model)."""
+    least = MIN_LATENT_CELLS * scale
+    if height < least or width < least:
+        raise ValueError(f"{socket}: {described}{width}x{height} px is too small for the VAE: it needs at least "
+                         f"{least}x{least} px ({MIN_LATENT_CELLS} latent cells of {scale} px per side)")
+
+
+def check_latent_fits_vae(latent_height, latent_width, scale, socket="latent_image"):
+    if latent_height < MIN_LATENT_CELLS or latent_width < MIN_LATENT_CELLS:
+        raise ValueError(f"{socket}: {latent_width}x{latent_height} latent cells ({latent_width * scale}x"
+                         f"{latent_height * scale} px) is too small for the VAE: it needs at least "
+                         f"{MIN_LATENT_CELLS}x{MIN_LATENT_CELLS} cells ({MIN_LATENT_CELLS * scale}x"
+                         f"{MIN_LATENT_CELLS * scale} px)")
 
 
 def vae_scale(vae) -> int:

@@ -31,6 +31,11 @@ class InpaintOperator(_OperatorNode):
         hole = mask[None] if mask.ndim == 2 else mask
         if not torch.isfinite(hole).all() or hole.min() < 0 or hole.max() > 1:
             raise ValueError("mask: values must be finite and lie in [0, 1]")
+        unobserved = ~(hole < 1).flatten(1).any(1)
+        if unobserved.any():
+            index = int(unobserved.nonzero()[0, 0])
+            raise ValueError(f"mask: image {index + 1} of {hole.shape[0]} has no known pixel (the mask is white "
+                             "everywhere), so there is nothing to fit; leave the known region black")
         return (operators.Inpainting((1.0 - hole.to(torch.float32))[:, None]),)
 
 
@@ -57,7 +62,7 @@ class MotionBlurOperator(_OperatorNode):
 
     def build(self, kernel_size, seed, kernel_image=None):
         if kernel_image is not None:
-            check_image(kernel_image, "kernel_image")
+            check_image(kernel_image, "kernel_image", rgb=False)
             if kernel_image.shape[1] % 2 == 0 or kernel_image.shape[2] % 2 == 0:
                 raise ValueError(f"kernel_image: sides must be odd, got {kernel_image.shape[2]}x{kernel_image.shape[1]}")
             return (operators.kernel_from_image(kernel_image),)
@@ -134,7 +139,11 @@ class EstimateNoise:
         return {"required": {"image": ("IMAGE",)}}
 
     def estimate(self, image):
-        pixels = image_to_pixels(check_image(image), "cpu")
+        image = check_image(image, rgb=False)  # grey images are fine here
+        if image.shape[1] < 2 or image.shape[2] < 2:
+            raise ValueError(f"image: {image.shape[2]}x{image.shape[1]} px is too small to estimate the noise level: "
+                             "it needs at least 2x2 px (64x64 or more for a reliable value)")
+        pixels = image_to_pixels(image, "cpu")
         per_image = operators.estimate_noise_std(pixels) / 2.0
         value = float(per_image.mean())
         return (value, "noise std (0..1 units): " + ", ".join(f"{v:.4f}" for v in per_image.tolist()))

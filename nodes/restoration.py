@@ -23,6 +23,14 @@ def checked_denoiser(model, extra_args, x, who):
     return denoise
 
 
+def check_schedule(sigmas, consequence, advice):
+    """The SAMPLER forms place their noise levels on the SIGMAS: a 1-step schedule leaves only sigma_max."""
+    steps = len(sigmas) - 1
+    if steps < 2:
+        raise ValueError(f"sigmas: the schedule has {steps} step{'' if steps == 1 else 's'}, so {consequence}. "
+                         f"Connect a schedule of at least 2 steps; {advice}")
+
+
 class RestorationCall:
     """A restoration sampler's view of one KSAMPLER call: the parameterisation, the seed, the pixel
     measurement y checked against the operator and the output size, the VAE codec, the denoiser."""
@@ -31,6 +39,8 @@ class RestorationCall:
         inputs.check_vae(vae)
         base_model = model.inner_model.inner_model
         self.param = comfy_compat.parameterisation_of(base_model.model_sampling)
+        inputs.check_vae_fits_model(vae, base_model.latent_format.latent_channels)
+        inputs.check_latent_fits_vae(x.shape[2], x.shape[3], inputs.vae_scale(vae))
         self.seed = int((extra_args or {}).get("seed") or 0)
         patcher = model.inner_model.model_patcher
         self.codec = LatentCodec(vae, base_model.latent_format, patcher, x.device, self.seed)
@@ -66,12 +76,14 @@ def restored_latent(model, vae, measurement, operator):
     vae = inputs.check_vae(vae)
     measurement = inputs.check_image(measurement, "measurement")
     comfy_compat.parameterisation_of(comfy_compat.model_sampling_of(model))
+    channels = model.model.latent_format.latent_channels
+    inputs.check_vae_fits_model(vae, channels)
     pixel_shape = operator.input_shape((measurement.shape[0], 3, *measurement.shape[1:3]))
     scale = inputs.vae_scale(vae)
+    inputs.check_fits_vae(pixel_shape[-2], pixel_shape[-1], scale, "measurement", "the restored size ")
     if pixel_shape[-2] % scale or pixel_shape[-1] % scale:
         raise ValueError(f"measurement: the restored size {pixel_shape[-1]}x{pixel_shape[-2]} is not a multiple of "
                          f"{scale} (the VAE's scale); crop or pad the measurement")
-    channels = model.model.latent_format.latent_channels
     return torch.zeros(pixel_shape[0], channels, pixel_shape[-2] // scale, pixel_shape[-1] // scale)
 
 

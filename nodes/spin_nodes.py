@@ -5,9 +5,9 @@ import comfy.samplers
 import torch
 
 from ..solvers import spin
-from . import comfy_compat, inputs
+from . import comfy_compat, inputs, vae_bridge
 from .operator_nodes import OPERATOR
-from .restoration import RestorationCall, restored_latent, sample_restoration
+from .restoration import RestorationCall, check_schedule, restored_latent, sample_restoration
 
 log = logging.getLogger("inverse_samplers")
 
@@ -45,12 +45,23 @@ def warm_start_sigmas(sigmas, strength):
     return sigmas[steps - max(1, round(strength * steps)):]
 
 
+def warn_if_nothing_is_guided(run_steps, options):
+    if options.guided_steps > 0 and not spin.guided_step_indices(run_steps, options):
+        log.warning("Spin: no reverse step gets a correction: %d step(s) run from t* and the last is never guided "
+                    "(guided_steps=%d, guidance_end=%g); give the schedule more steps or raise warm_start_strength "
+                    "or guidance_end", run_steps, options.guided_steps, options.guidance_window[1])
+
+
 @torch.no_grad()  # no graph through the model or the VAE, whatever mode the caller is in (the fit enables its own)
 def sample_spin_comfy(model, x, sigmas, extra_args=None, callback=None, disable=None, *, vae, measurement, operator,
                       strength, options):
     """KSAMPLER contract: Spin starts from its own y-based warm start, so x only gives the shape."""
+    check_schedule(sigmas, "Spin's warm start would sit at the largest noise level (sigma_max) and no reverse step "
+                   "would get a correction", "e.g. BasicScheduler with 10-30 steps (warm_start_strength then picks t* "
+                   "inside it)")
     call = RestorationCall(model, x, extra_args, vae, measurement, operator, "Spin sampler")
     run_sigmas = warm_start_sigmas(sigmas, strength)
+    warn_if_nothing_is_guided(len(run_sigmas) - 1, options)
     offset = len(sigmas) - len(run_sigmas)
     log.info("Spin (%s, %s): %d network calls, %d pixel fits of %d steps", operator.describe(), call.param.name,
              spin.network_calls(run_sigmas, options), options.warm_start_iterations + options.guided_steps,
@@ -114,7 +125,7 @@ class SpinRestore:
         sampler = SpinSampler().get_sampler(vae, measurement, operator, warm_start_strength, **options)[0]
         sigmas = comfy_compat.compute_sigmas(model, scheduler, steps, 1.0)
         samples = sample_restoration(model, sampler, sigmas, positive, negative, cfg, latent, seed)
-        image = vae.decode(samples)
+        image = vae_bridge.decode(vae, samples)
         run = warm_start_sigmas(sigmas, warm_start_strength)
         calls = spin.network_calls(run, spin_options(**options))
         info = f"Spin ({operator.describe()}): {len(run) - 1} steps from t*, {calls} network calls"

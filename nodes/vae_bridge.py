@@ -7,13 +7,26 @@ import comfy.model_management
 import torch
 
 
+def blame_vae_for_nan(tensor, what):
+    """NaN out of the VAE is the VAE's fault: say so before a later step blames the model."""
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"vae: {what} returned NaN or infinite values (the VAE fails, not the model): try the "
+                         "VAE in float32 (--fp32-vae) or the VAE of the model's own checkpoint")
+    return tensor
+
+
 def encode_reproducibly(vae, pixels, seed):
     """VAE.encode of an IMAGE, with any sampling it does (the PyPI fork draws from the posterior)
     tied to the seed; the global RNG state is restored afterwards."""
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        return vae.encode(pixels)
+        return blame_vae_for_nan(vae.encode(pixels), "encoding")
+
+
+def decode(vae, latent):
+    """VAE.decode (raw latent → IMAGE), failing on NaN with the VAE named."""
+    return blame_vae_for_nan(vae.decode(latent), "decoding")
 
 
 def image_to_pixels(image, device):
@@ -32,7 +45,7 @@ class LatentCodec:
         self.device, self.seed = device, seed
 
     def decode(self, latent):
-        image = self.vae.decode(self.latent_format.process_out(latent))
+        image = decode(self.vae, self.latent_format.process_out(latent))
         self._reload_model()
         return image_to_pixels(image, self.device)
 

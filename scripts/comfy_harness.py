@@ -6,7 +6,9 @@ Engine: upstream ComfyUI when COMFYUI_PATH names a checkout, else the PyPI fork 
 COMFYUI_GPU=1 lets ComfyUI use its GPU (the default is --cpu). EXTRA_CUSTOM_NODES (os.pathsep-separated folders) loads other packs beside this one (the benchmark's peers).
 """
 import asyncio
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -115,13 +117,26 @@ def _ensure_torchvision_importable():
 
 
 def _custom_nodes_dir(with_test_nodes):
+    """A temporary custom_nodes folder of links to this pack (and the test pack, EXTRA_CUSTOM_NODES),
+    removed when the process exits: ComfyUI imports the pack's modules from it while the process runs."""
     folder = Path(tempfile.mkdtemp(prefix="inverse_custom_nodes_"))
+    atexit.register(_remove_custom_nodes_dir, folder)
     (folder / PACK_NAME).symlink_to(REPO_ROOT, target_is_directory=True)
     if with_test_nodes:
         (folder / "inverse_test_nodes").symlink_to(TEST_PACK, target_is_directory=True)
     for extra in filter(None, os.environ.get("EXTRA_CUSTOM_NODES", "").split(os.pathsep)):
         (folder / Path(extra).name).symlink_to(Path(extra).resolve(), target_is_directory=True)
     return folder
+
+
+def _remove_custom_nodes_dir(folder):
+    """Unlink the links first (never following them into the linked folders), then remove the folder."""
+    if not folder.exists():
+        return
+    for entry in folder.iterdir():
+        if entry.is_symlink():
+            entry.unlink()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _find_pack(custom_nodes_dir):

@@ -38,6 +38,19 @@ class DCDPOptions:
     first_guess: bool = True           # start from A's y-based guess instead of mid-grey
 
 
+def check_options(options: DCDPOptions):
+    """Reject settings the algorithm has no meaning for (the names are the nodes' widget names)."""
+    if options.purification not in PURIFICATIONS:
+        raise ValueError(f"purification must be one of {PURIFICATIONS}, got {options.purification!r}")
+    if options.dc_solver not in DC_SOLVERS:
+        raise ValueError(f"dc_solver must be one of {DC_SOLVERS}, got {options.dc_solver!r}")
+    if options.end_strength > options.start_strength:
+        raise ValueError(f"end_strength ({options.end_strength:g}) is above start_strength "
+                         f"({options.start_strength:g}): the purification noise decays from start_strength to end_strength over the rounds; set "
+                         "end_strength <= start_strength (equal values purify every round at one level)")
+    return options
+
+
 def operator_norm_squared(operator, shape, generator: torch.Generator, iterations: int = 20) -> float:
     """‖A‖² = largest eigenvalue of AᵀA by power iteration (1 for nonlinear operators)."""
     if not operator.linear:
@@ -45,6 +58,9 @@ def operator_norm_squared(operator, shape, generator: torch.Generator, iteration
     vector = torch.randn(shape, generator=generator, dtype=torch.float32)
     value = 1.0
     for _ in range(iterations):
+        if float(vector.norm()) == 0:
+            raise ValueError(f"operator: {operator.describe()} maps every image to zero (e.g. an inpainting mask "
+                             "with no known pixel): there is nothing to fit")
         vector = vector / vector.norm()
         image = operator.adjoint(operator.forward(vector))
         value = float((vector * image).sum())
@@ -105,17 +121,24 @@ def purification_levels(sigmas, options: DCDPOptions):
     return [min(last, max(0, round((1.0 - s) * steps))) for s in strengths]
 
 
-def purify(denoise, latent, sigmas, index, param: Parameterisation, options: DCDPOptions, noise):
-    """Step (ii): noise to sigmas[index], then Tweedie or a short deterministic ODE down to 0."""
+def purify(denoise, latent, sigmas, index, param: Parameterisation, options: DCDPOptions, noise,
+           check_interrupt: Optional[Callable[[], None]] = None):
+    """Step (ii): noise to sigmas[index], then Tweedie or a short deterministic ODE down to 0.
+    check_interrupt runs before every network call."""
+    def network(state, level):
+        if check_interrupt is not None:
+            check_interrupt()
+        return denoise(state, level)
+
     sigma = as_scalar(sigmas[index])
     x = param.add_noise(latent, noise, sigma)
     if options.purification == "tweedie":
-        return denoise(x, sigma)
+        return network(x, sigma)
     steps = len(sigmas) - 1
     path = torch.linspace(index, steps, options.purification_steps + 1).round().long().unique().tolist()
     for current, following in zip(path[:-1], path[1:]):
         sigma, sigma_next = as_scalar(sigmas[current]), as_scalar(sigmas[following])
-        x0 = denoise(x, sigma)
+        x0 = network(x, sigma)
         x = x0 if sigma_next <= 0 else param.add_noise(x0, param.noise_estimate(x, x0, sigma), sigma_next)
     return x
 
@@ -125,10 +148,7 @@ def sample_dcdp(denoise: Callable, decode: Callable, encode: Callable, operator,
                 callback: Optional[Callable] = None,
                 check_interrupt: Optional[Callable[[], None]] = None):
     """Run K rounds; returns (pixels [B, C, H, W] in [−1, 1], the last purified latent or None)."""
-    if options.purification not in PURIFICATIONS:
-        raise ValueError(f"purification must be one of {PURIFICATIONS}, got {options.purification!r}")
-    if options.dc_solver not in DC_SOLVERS:
-        raise ValueError(f"dc_solver must be one of {DC_SOLVERS}, got {options.dc_solver!r}")
+    check_options(options)
     pixel_shape = operator.input_shape(measurement.shape)
     lipschitz = operator_norm_squared(operator, pixel_shape, generator)
     if options.first_guess:
@@ -144,7 +164,7 @@ def sample_dcdp(denoise: Callable, decode: Callable, encode: Callable, operator,
             break
         clean = encode(image.clamp(-1, 1))
         noise = torch.randn(clean.shape, generator=generator, dtype=torch.float32).to(clean.device, clean.dtype)
-        latent = purify(denoise, clean, sigmas, index, param, options, noise)
+        latent = purify(denoise, clean, sigmas, index, param, options, noise, check_interrupt)
         image = decode(latent).clamp(-1, 1)
         if callback is not None:
             callback(k, latent, latent, as_scalar(sigmas[index]))
