@@ -4,7 +4,7 @@ import logging
 import comfy.sample
 import comfy.samplers
 
-from ..solvers import ding, masks
+from ..solvers import crop, ding, masks
 from . import comfy_compat, inputs, vae_bridge
 from .ding_sampler import ding_options_inputs, sample_ding_comfy
 from .vae_bridge import encode_reproducibly
@@ -46,11 +46,23 @@ class DInGInpaint:
                            "Composite the result into the original pixels: outside the mask stays bit-exact."}),
             "paste_feather": ("FLOAT", {"default": 4.0, "min": 0.0, "max": 64.0, "step": 0.5,
                               "tooltip": "Width (pixels) of the paste-back ramp, inside the mask."}),
+        }, "optional": {
+            "context_crop": ("BOOLEAN", {"default": False, "tooltip":
+                             "Big images: sample only the mask's bounding box plus context_margin, resized to "
+                             "crop_resolution, then stitch it back with the paste_feather blend (outside the mask stays "
+                             "bit-exact). Much faster for a small hole in a large photo."}),
+            "context_margin": ("INT", {"default": 64, "min": 0, "max": 8192, "step": 8, "tooltip":
+                               "Context crop: pixels of surroundings kept around the mask's bounding box on each side "
+                               "(clipped at the image border). More context, better-matched fills, slower."}),
+            "crop_resolution": ("INT", {"default": 1024, "min": 0, "max": 8192, "step": 8, "tooltip":
+                                "Context crop: the crop's longest side is resized to this many pixels (aspect kept, "
+                                "a multiple of the VAE's 8): ~512 for SD1.5, ~1024 for SDXL / SD3 / Flux. 0 = keep the "
+                                "native scale (crop only)."}),
         }}
 
     def inpaint(self, model, positive, negative, vae, image, mask, seed, steps, cfg, scheduler, denoise,
                 variant, eta_schedule, eta_scale, obs_std, mask_mode, mask_threshold, mask_grow, mask_feather,
-                paste_back, paste_feather):
+                paste_back, paste_feather, context_crop=False, context_margin=64, crop_resolution=1024):
         image = inputs.check_image(image)
         hole = inputs.check_hole_mask(mask, image)
         vae = inputs.check_vae(vae)
@@ -59,27 +71,61 @@ class DInGInpaint:
         scale = inputs.vae_scale(vae)
         inputs.check_fits_vae(image.shape[1], image.shape[2], scale, "image")
         rgb = image[..., :3]
-        padded, padded_hole = inputs.pad_to_multiple(rgb, hole, scale)
-        latent = encode_reproducibly(vae, padded, seed)
-        if float(hole.max()) <= 0:
-            log.warning("DInG inpaint: the mask is empty (nothing to inpaint); returning the input image unchanged.")
-            return (image, {"samples": latent}, "DInG: empty mask, nothing inpainted (0 network calls)")
-        observed = masks.latent_observed_mask(padded_hole, latent.shape[-2:], mask_mode, mask_threshold,
-                                              mask_grow, mask_feather)
-        sigmas = comfy_compat.compute_sigmas(model, scheduler, steps, denoise)
-        if sigmas is None:
-            return (image, {"samples": latent}, "DInG: denoise is 0, nothing sampled (0 network calls)")
-        sampler = comfy.samplers.KSAMPLER(sample_ding_comfy, extra_options={
-            "obs_std": obs_std, "eta_schedule": eta_schedule, "eta_scale": eta_scale, "variant": variant})
-        samples = comfy.sample.sample_custom(
-            model, comfy.sample.prepare_noise(latent, seed, None), cfg, sampler, sigmas, positive, negative,
-            latent, noise_mask=1.0 - observed,
-            callback=comfy_compat.latent_preview.prepare_callback(model, len(sigmas) - 1), seed=seed)
-        decoded = vae_bridge.decode(vae, samples)[:, :image.shape[1], :image.shape[2]].to(image.device)
+        settings = dict(seed=seed, steps=steps, cfg=cfg, scheduler=scheduler, denoise=denoise, variant=variant,
+                        eta_schedule=eta_schedule, eta_scale=eta_scale, obs_std=obs_std, mask_mode=mask_mode,
+                        mask_threshold=mask_threshold, mask_grow=mask_grow, mask_feather=mask_feather)
+        if context_crop and float(hole.max()) > 0:
+            return self._inpaint_cropped(model, positive, negative, vae, image, rgb, hole, paste_feather,
+                                         context_margin, crop_resolution, settings)
+        decoded, samples, info = _sample(model, positive, negative, vae, rgb, hole, **settings)
+        if decoded is None:
+            return (image, {"samples": samples}, info)
         if paste_back:
             decoded = masks.paste_back(rgb, decoded, hole, paste_feather)
-        calls = ding.network_calls(sigmas, variant)
-        info = (f"DInG ({variant}): {len(sigmas) - 1} steps, {calls} network calls"
-                + (f" ({2 * calls} model passes with CFG)" if cfg != 1.0 else ""))
         log.info(info)
         return (decoded, {"samples": samples}, info)
+
+    def _inpaint_cropped(self, model, positive, negative, vae, image, rgb, hole, paste_feather, margin, resolution,
+                         settings):
+        """Crop & Stitch: the holes' boxes plus margin, at crop_resolution, stitched back with the paste ramp."""
+        boxes = crop.context_boxes(hole, margin)   # one per mask; a shared mask: one box for every image
+        if len(boxes) == 1:
+            boxes = boxes * rgb.shape[0]
+        box_h, box_w = boxes[0][1] - boxes[0][0], boxes[0][3] - boxes[0][2]
+        size = crop.crop_size(box_h, box_w, resolution, inputs.vae_scale(vae))
+        crop_rgb = crop.resize(crop.crop(rgb, boxes), size)
+        crop_hole = crop.resize_mask(crop.crop(hole, boxes), size)
+        decoded, samples, info = _sample(model, positive, negative, vae, crop_rgb, crop_hole, **settings)
+        if decoded is None:
+            return (image, {"samples": samples}, info)
+        stitched = crop.stitch(rgb, crop.resize(decoded, (box_h, box_w)), hole, boxes, paste_feather)
+        info += f"; context crop {box_w}x{box_h} px at {size[1]}x{size[0]}, stitched into {rgb.shape[2]}x{rgb.shape[1]}"
+        log.info(info)
+        return (stitched, {"samples": samples}, info)
+
+
+def _sample(model, positive, negative, vae, rgb, hole, seed, steps, cfg, scheduler, denoise, variant, eta_schedule,
+            eta_scale, obs_std, mask_mode, mask_threshold, mask_grow, mask_feather):
+    """Encode, sample with DInG, decode: (decoded IMAGE at rgb's size, latent, info); decoded is None when
+    nothing was sampled (empty mask, denoise 0)."""
+    padded, padded_hole = inputs.pad_to_multiple(rgb, hole, inputs.vae_scale(vae))
+    latent = encode_reproducibly(vae, padded, seed)
+    if float(hole.max()) <= 0:
+        log.warning("DInG inpaint: the mask is empty (nothing to inpaint); returning the input image unchanged.")
+        return None, latent, "DInG: empty mask, nothing inpainted (0 network calls)"
+    observed = masks.latent_observed_mask(padded_hole, latent.shape[-2:], mask_mode, mask_threshold,
+                                          mask_grow, mask_feather)
+    sigmas = comfy_compat.compute_sigmas(model, scheduler, steps, denoise)
+    if sigmas is None:
+        return None, latent, "DInG: denoise is 0, nothing sampled (0 network calls)"
+    sampler = comfy.samplers.KSAMPLER(sample_ding_comfy, extra_options={
+        "obs_std": obs_std, "eta_schedule": eta_schedule, "eta_scale": eta_scale, "variant": variant})
+    samples = comfy.sample.sample_custom(
+        model, comfy.sample.prepare_noise(latent, seed, None), cfg, sampler, sigmas, positive, negative,
+        latent, noise_mask=1.0 - observed,
+        callback=comfy_compat.latent_preview.prepare_callback(model, len(sigmas) - 1), seed=seed)
+    decoded = vae_bridge.decode(vae, samples)[:, :rgb.shape[1], :rgb.shape[2]].to(rgb.device)
+    calls = ding.network_calls(sigmas, variant)
+    info = (f"DInG ({variant}): {len(sigmas) - 1} steps, {calls} network calls"
+            + (f" ({2 * calls} model passes with CFG)" if cfg != 1.0 else ""))
+    return decoded, samples, info

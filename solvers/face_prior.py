@@ -4,21 +4,31 @@ scikit-image ships Labeled Faces in the Wild crops (`skimage.data.lfw_subset()`:
 25×25 images, the first 100 faces). The mixture is fitted to faces 0..91 in the model's
 coordinates x = 2·pixel − 1, with their mirror images (faces are near-symmetric; this doubles the
 data each cluster's PCA sees); faces 92..99 are held out for the demo, so its inpaintings are of
-faces the prior never saw, and their exact posterior is known. 2 components of rank 30 gave the best
-held-out log-likelihood among the sizes tried (−0.106 nats/pixel, against −0.185 for 4 × rank 16
-without mirroring).
+faces the prior never saw, and their exact posterior is known.
+
+Each of 3 components (k-means clusters) is a rank-40 PCA covariance plus a residual of the same
+per-pixel variance as the PCA leaves unexplained, but *spatially correlated* (a Gaussian kernel of
+1 pixel over the 25×25 grid) instead of white: samples from the prior look like faces rather than
+faces under speckle (the former 2 × rank-30 + isotropic-residual fit put std ≈ 0.07 of independent
+pixel noise into every sample and every posterior). A 1e-4 isotropic floor keeps it full rank. The
+price is held-out likelihood (−4.3 nats/pixel against −0.11 for the white residual: the fine
+detail of an unseen face is closer to white), not reconstruction: the exact posterior mean of the 8
+held-out faces scores 17.1 dB PSNR on the demo holes (white residual 17.8 dB) and 20.9 dB on the
+demo deblurring (21.0 dB). It is still a GaussianMixture: every posterior stays closed form.
 """
 from functools import lru_cache
 
 import torch
 
-from .gaussian_mixture import GaussianMixture, fit_lowrank_mixture
+from .gaussian_mixture import GaussianMixture, fit_lowrank_mixture, gaussian_kernel_correlation
 
 FACE_SIZE = 25
 N_FACES = 100
 N_TRAIN = 92
-N_COMPONENTS = 2
-RANK = 30
+N_COMPONENTS = 3
+RANK = 40
+RESIDUAL_LENGTH = 1.0   # pixels: correlation length of the residual
+FLOOR_VAR = 1e-4
 
 
 def load_faces() -> torch.Tensor:
@@ -32,7 +42,9 @@ def face_mixture() -> GaussianMixture:
     """The fitted prior over flattened faces in [−1, 1] (deterministic: fixed seed)."""
     faces = load_faces()[:N_TRAIN]
     train = torch.cat([faces, faces.flip(-1)]).reshape(2 * N_TRAIN, -1) * 2.0 - 1.0
-    return fit_lowrank_mixture(train, N_COMPONENTS, RANK, torch.Generator().manual_seed(0))
+    correlation = gaussian_kernel_correlation(FACE_SIZE, FACE_SIZE, RESIDUAL_LENGTH)
+    return fit_lowrank_mixture(train, N_COMPONENTS, RANK, torch.Generator().manual_seed(0), min_var=FLOOR_VAR,
+                               residual_correlation=correlation)
 
 
 def held_out_faces() -> torch.Tensor:

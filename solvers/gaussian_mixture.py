@@ -108,8 +108,18 @@ def random_mixture(dim: int, n_components: int, generator: torch.Generator, spre
 
 
 def fit_lowrank_mixture(data: torch.Tensor, n_components: int, rank: int, generator: torch.Generator,
-                        iterations: int = 50, min_var: float = 1e-4) -> GaussianMixture:
-    """k-means clusters, then per cluster a rank-r PCA covariance plus the mean residual variance."""
+                        iterations: int = 50, min_var: float = 1e-4,
+                        residual_correlation: torch.Tensor = None) -> GaussianMixture:
+    """k-means clusters, then per cluster a rank-r PCA covariance plus the mean residual variance.
+
+    The residual is isotropic (v·I) by default. With `residual_correlation` C ([d, d], unit diagonal,
+    positive definite; e.g. a Gaussian kernel over pixel positions) it is v·C instead: the same
+    per-coordinate variance, but spatially correlated, so samples carry smooth variation rather than
+    white speckle. The covariance is then full rank: stored as its eigenbasis (r = d) plus `min_var`·I.
+    """
+    if residual_correlation is not None:
+        return _fit_correlated_residual(data, n_components, rank, generator, iterations, min_var,
+                                        residual_correlation)
     data = data.to(torch.float64)
     labels = _kmeans(data, n_components, generator, iterations)
     weights, means, bases, basis_vars, iso_vars = [], [], [], [], []
@@ -131,6 +141,37 @@ def fit_lowrank_mixture(data: torch.Tensor, n_components: int, rank: int, genera
         iso_vars.append(residual_var)
     return GaussianMixture(torch.tensor(weights, dtype=torch.float64), torch.stack(means), torch.stack(bases),
                            torch.stack(basis_vars), torch.tensor(iso_vars, dtype=torch.float64))
+
+
+def _fit_correlated_residual(data, n_components, rank, generator, iterations, min_var, correlation):
+    data = data.to(torch.float64)
+    correlation = correlation.to(torch.float64)
+    labels = _kmeans(data, n_components, generator, iterations)
+    weights, means, bases, basis_vars = [], [], [], []
+    for k in range(n_components):
+        members = data[labels == k]
+        centred = members - members.mean(0)
+        _, singular, vh = torch.linalg.svd(centred, full_matrices=False)
+        eigvals = singular ** 2 / max(len(members) - 1, 1)
+        kept = min(rank, len(eigvals))
+        residual_var = max((eigvals[kept:].sum() / (data.shape[1] - kept)).item(), min_var)
+        principal = vh[:kept].T
+        cov = (principal * (eigvals[:kept] - residual_var).clamp_min(0.0)) @ principal.T + residual_var * correlation
+        eigvals_full, eigvecs = torch.linalg.eigh(0.5 * (cov + cov.T))
+        weights.append(len(members) / len(data))
+        means.append(members.mean(0))
+        bases.append(eigvecs)
+        basis_vars.append((eigvals_full - min_var).clamp_min(0.0))
+    return GaussianMixture(torch.tensor(weights, dtype=torch.float64), torch.stack(means), torch.stack(bases),
+                           torch.stack(basis_vars), torch.full((n_components,), min_var, dtype=torch.float64))
+
+
+def gaussian_kernel_correlation(height: int, width: int, length: float) -> torch.Tensor:
+    """exp(−|p − q|² / (2ℓ²)) between the pixel positions of an height×width grid: [h·w, h·w]."""
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64),
+                            indexing="ij")
+    positions = torch.stack([ys.reshape(-1), xs.reshape(-1)], 1)
+    return torch.exp(-torch.cdist(positions, positions) ** 2 / (2 * length * length))
 
 
 def _kmeans(data, n_clusters, generator, iterations):

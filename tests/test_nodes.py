@@ -94,11 +94,12 @@ def face_setup(engine, prediction="eps"):
 
 def test_known_pixels_stay_within_vae_round_trip_and_paste_back_is_exact(engine, tiny):
     # the embedded face prior: its VAE is lossless (round-trip error 0), so what remains outside the
-    # mask is DInG's own: obs_std and the final Tweedie step at the last sigma; 0.03 = 8/255
+    # mask is DInG's own: obs_std and the final Tweedie step at the last sigma; 0.035 = 9/255 (the
+    # correlated-residual face prior: 0.033; issue 10 part 1 makes the last step condition on y)
     model, vae, faces, masks, cond = face_setup(engine)
     out = inpaint(engine, model, vae, faces, masks, cond, steps=20, cfg=1.0)[0]
     known = (masks == 0)[..., None].expand_as(faces)
-    assert (out - faces)[known].abs().mean() < 0.03
+    assert (out - faces)[known].abs().mean() < 0.035
     pasted = inpaint(engine, model, vae, faces, masks, cond, steps=20, cfg=1.0, paste_back=True)[0]
     assert torch.equal(pasted[known], faces[known])
     # a tiny random VAE: outside the mask the error stays at the VAE round trip's own level
