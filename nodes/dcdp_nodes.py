@@ -5,7 +5,7 @@ import comfy.samplers
 import torch
 
 from ..solvers import dcdp
-from . import comfy_compat, inputs
+from . import comfy_compat, inputs, sockets
 from .operator_nodes import OPERATOR
 from .restoration import RestorationCall, restored_latent, sample_restoration
 from .vae_bridge import pixels_to_image
@@ -23,10 +23,12 @@ def dcdp_options_inputs():
                             "Pull each fit toward the last purified image; raise it for noisy measurements."}),
         "start_strength": ("FLOAT", {"default": 0.7, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip":
                            "Noise of the first purification, as a share of the schedule (like denoise)."}),
-        "end_strength": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01}),
+        "end_strength": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip":
+                         "Noise of the last purification (the strength decays linearly from start_strength to this)."}),
         "purification": (list(dcdp.PURIFICATIONS), {"default": "ode", "tooltip":
                          "tweedie: 1 network call per round. ode: purification_steps calls (1-4 for LCM/Turbo/Lightning)."}),
-        "purification_steps": ("INT", {"default": 4, "min": 1, "max": 50}),
+        "purification_steps": ("INT", {"default": 4, "min": 1, "max": 50, "tooltip":
+                               "Network calls of each ode purification (ignored by tweedie): 1-4 for few-step models."}),
         "dc_solver": (list(dcdp.DC_SOLVERS), {"default": "momentum", "tooltip":
                       "momentum: the paper's gradient steps, any operator. cg: conjugate gradients, linear operators."}),
         "skip_final_purification": ("BOOLEAN", {"default": False, "tooltip":
@@ -70,12 +72,13 @@ class DCDPSampler:
     CATEGORY = "sampling/custom_sampling/samplers"
     RETURN_TYPES = ("SAMPLER",)
     RETURN_NAMES = ("sampler",)
+    OUTPUT_TOOLTIPS = ("Connect to SamplerCustom's sampler input; the latent_image sets the restored size.",)
     FUNCTION = "get_sampler"
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"vae": ("VAE",), "measurement": ("IMAGE",), "operator": (OPERATOR,),
-                             **dcdp_options_inputs()}}
+        return {"required": {"vae": sockets.model_sockets()["vae"], "measurement": sockets.measurement(),
+                             "operator": sockets.operator(OPERATOR), **dcdp_options_inputs()}}
 
     def get_sampler(self, vae, measurement, operator, **options):
         inputs.check_vae(vae)
@@ -91,17 +94,18 @@ class DCDPRestore:
     CATEGORY = "sampling/inverse"
     RETURN_TYPES = ("IMAGE", "STRING")
     RETURN_NAMES = ("image", "info")
+    OUTPUT_TOOLTIPS = ("The restored image, at the operator's input size.",
+                       "Rounds and network calls of the run (connect Preview Any to read it).")
     FUNCTION = "restore"
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "model": ("MODEL",), "positive": ("CONDITIONING",), "negative": ("CONDITIONING",), "vae": ("VAE",),
-            "measurement": ("IMAGE",), "operator": (OPERATOR,),
-            "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "control_after_generate": True}),
-            "steps": ("INT", {"default": 30, "min": 2, "max": 1000, "tooltip": "Length of the schedule the strengths index."}),
-            "cfg": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01}),
-            "scheduler": (comfy_compat.scheduler_names(), {"default": "normal"}),
+            **sockets.model_sockets(), "measurement": sockets.measurement(), "operator": sockets.operator(OPERATOR),
+            "seed": sockets.seed(),
+            "steps": sockets.steps(30, 2, "Length of the schedule the start and end strengths index."),
+            "cfg": sockets.cfg(1.0, "1.0 (no CFG) treats the model as a plain prior; restoration rarely wants more."),
+            "scheduler": sockets.scheduler(),
             **dcdp_options_inputs()}}
 
     def restore(self, model, positive, negative, vae, measurement, operator, seed, steps, cfg, scheduler, **options):
