@@ -1,9 +1,9 @@
 """The main job: run the face workflows headlessly through ComfyUI's executor on the embedded face
 prior and write PNG sheets (one row per held-out face) to OUTPUT_DIR (default ./output):
 
-- face_inpainting_sheet.png   (workflows/ding_face_demo.json): masked input, DInG, ComfyUI's built-in
+- face_inpainting_sheet.png   (workflows/Demo - DInG vs ComfyUI inpainting on faces (no download).json): masked input, DInG, ComfyUI's built-in
   inpainting (SetLatentNoiseMask + euler_ancestral), ground truth;
-- face_restoration_sheet.png  (workflows/spin_face_demo.json): blurred + noisy, Spin deblur,
+- face_restoration_sheet.png  (workflows/Demo - Spin deblur and x5 super-resolution on faces (no download).json): blurred + noisy, Spin deblur,
   ×5 down-sampled, Spin ×5 super-resolution, ground truth.
 """
 import json
@@ -19,10 +19,10 @@ import comfy_harness  # noqa: E402
 from workflow_format import ui_to_api  # noqa: E402
 
 SHEETS = {
-    "face_inpainting_sheet.png": ("ding_face_demo.json", [
+    "face_inpainting_sheet.png": ("Demo - DInG vs ComfyUI inpainting on faces (no download).json", [
         ("faces_masked_input", "masked input"), ("faces_ding", "DInG"),
         ("faces_comfy_inpaint", "ComfyUI inpaint"), ("faces_ground_truth", "ground truth")]),
-    "face_restoration_sheet.png": ("spin_face_demo.json", [
+    "face_restoration_sheet.png": ("Demo - Spin deblur and x5 super-resolution on faces (no download).json", [
         ("faces_blurred", "blurred + noise"), ("faces_spin_deblur", "Spin deblur"), ("faces_low_res", "x5 down"),
         ("faces_spin_sr", "Spin x5 SR"), ("faces_ground_truth", "ground truth")]),
 }
@@ -57,6 +57,8 @@ def main():
     engine = comfy_harness.boot(with_test_nodes=False)
     for sheet_name, (workflow_name, columns) in SHEETS.items():
         workflow = json.loads((comfy_harness.REPO_ROOT / "workflows" / workflow_name).read_text())
+        # the info previews are upstream core's PreviewAny, which the PyPI fork lacks: display only, dropped there
+        workflow["nodes"] = [n for n in workflow["nodes"] if n["type"] != "PreviewAny" or "PreviewAny" in engine.nodes]
         outputs = engine.execute(ui_to_api(workflow, engine.nodes), output_dir=output_dir)
         images = {label: saved_images(outputs, output_dir, prefix) for prefix, label in columns}
         write_sheet(list(images.values()), output_dir / sheet_name)
