@@ -72,7 +72,7 @@ def server(tmp_path_factory):
     settings.mkdir(parents=True)
     (settings / "comfy.settings.json").write_text(json.dumps({
         "Comfy.TutorialCompleted": True, "Comfy.Workflow.ShowMissingModelsWarning": False,
-        "Comfy.Minimap.Visible": False}))
+        "Comfy.Minimap.Visible": False, "LiteGraph.Canvas.LowQualityRenderingZoomThreshold": 0.2}))
     port = _free_port()
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     try:
