@@ -5,7 +5,7 @@ import comfy.samplers
 import torch
 
 from ..solvers import dcdp
-from . import comfy_compat, inputs
+from . import comfy_compat, inputs, sockets
 from .operator_nodes import OPERATOR
 from .restoration import RestorationCall, check_schedule, restored_latent, sample_restoration
 from .vae_bridge import pixels_to_image
@@ -28,7 +28,8 @@ def dcdp_options_inputs():
                          "noise decays over the rounds; equal values purify at one fixed level."}),
         "purification": (list(dcdp.PURIFICATIONS), {"default": "ode", "tooltip":
                          "tweedie: 1 network call per round. ode: purification_steps calls (1-4 for LCM/Turbo/Lightning)."}),
-        "purification_steps": ("INT", {"default": 4, "min": 1, "max": 50}),
+        "purification_steps": ("INT", {"default": 4, "min": 1, "max": 50, "tooltip":
+                               "Network calls of each ode purification (ignored by tweedie): 1-4 for few-step models."}),
         "dc_solver": (list(dcdp.DC_SOLVERS), {"default": "momentum", "tooltip":
                       "momentum: the paper's gradient steps, any operator. cg: conjugate gradients, linear operators."}),
         "skip_final_purification": ("BOOLEAN", {"default": False, "tooltip":
@@ -75,12 +76,13 @@ class DCDPSampler:
     CATEGORY = "sampling/custom_sampling/samplers"
     RETURN_TYPES = ("SAMPLER",)
     RETURN_NAMES = ("sampler",)
+    OUTPUT_TOOLTIPS = ("Connect to SamplerCustom's sampler input; the latent_image sets the restored size.",)
     FUNCTION = "get_sampler"
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"vae": ("VAE",), "measurement": ("IMAGE",), "operator": (OPERATOR,),
-                             **dcdp_options_inputs()}}
+        return {"required": {"vae": sockets.model_sockets()["vae"], "measurement": sockets.measurement(),
+                             "operator": sockets.operator(OPERATOR), **dcdp_options_inputs()}}
 
     def get_sampler(self, vae, measurement, operator, **options):
         inputs.check_vae(vae)
@@ -97,17 +99,18 @@ class DCDPRestore:
     CATEGORY = "sampling/inverse"
     RETURN_TYPES = ("IMAGE", "STRING")
     RETURN_NAMES = ("image", "info")
+    OUTPUT_TOOLTIPS = ("The restored image, at the operator's input size.",
+                       "Rounds and network calls of the run (connect Preview Any to read it).")
     FUNCTION = "restore"
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "model": ("MODEL",), "positive": ("CONDITIONING",), "negative": ("CONDITIONING",), "vae": ("VAE",),
-            "measurement": ("IMAGE",), "operator": (OPERATOR,),
-            "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "control_after_generate": True}),
-            "steps": ("INT", {"default": 30, "min": 2, "max": 1000, "tooltip": "Length of the schedule the strengths index."}),
-            "cfg": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01}),
-            "scheduler": (comfy_compat.scheduler_names(), {"default": "normal"}),
+            **sockets.model_sockets(), "measurement": sockets.measurement(), "operator": sockets.operator(OPERATOR),
+            "seed": sockets.seed(),
+            "steps": sockets.steps(30, 2, "Length of the schedule the start and end strengths index."),
+            "cfg": sockets.cfg(1.0, "1.0 (no CFG) treats the model as a plain prior; restoration rarely wants more."),
+            "scheduler": sockets.scheduler(),
             **dcdp_options_inputs()}}
 
     def restore(self, model, positive, negative, vae, measurement, operator, seed, steps, cfg, scheduler, **options):

@@ -5,7 +5,7 @@ import comfy.sample
 import comfy.samplers
 
 from ..solvers import crop, ding, masks
-from . import comfy_compat, inputs, vae_bridge
+from . import comfy_compat, inputs, sockets, vae_bridge
 from .ding_sampler import ding_options_inputs, sample_ding_comfy
 from .vae_bridge import encode_reproducibly
 
@@ -14,36 +14,40 @@ log = logging.getLogger("inverse_samplers")
 
 class DInGInpaint:
     DESCRIPTION = ("Inpaint with DInG on any checkpoint: encodes the image, samples the masked region as an exact "
-                   "posterior step by step (2 network calls per step), decodes. Optional feathered paste-back keeps "
-                   "every pixel outside the mask bit-exact.")
+                   "posterior step by step (2 network calls per step), decodes. Feathered paste-back (on by default) "
+                   "keeps every pixel outside the mask bit-exact.")
     CATEGORY = "sampling/inverse"
     RETURN_TYPES = ("IMAGE", "LATENT", "STRING")
     RETURN_NAMES = ("image", "latent", "info")
+    OUTPUT_TOOLTIPS = ("The inpainted image, at the input's size (pasted back into the original unless paste_back is off).",
+                       "The sampled latent (before paste-back), e.g. for a second pass.",
+                       "Steps and network calls of the run (connect Preview Any to read it).")
     FUNCTION = "inpaint"
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "model": ("MODEL",),
-            "positive": ("CONDITIONING",),
-            "negative": ("CONDITIONING",),
-            "vae": ("VAE",),
-            "image": ("IMAGE",),
+            **sockets.model_sockets(),
+            "image": ("IMAGE", {"tooltip": "The image to inpaint (any size; pixels outside the mask are kept)."}),
             "mask": ("MASK", {"tooltip": "White (1) = region to inpaint. Soft values are honoured."}),
-            "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "control_after_generate": True}),
-            "steps": ("INT", {"default": 20, "min": 1, "max": 1000}),
-            "cfg": ("FLOAT", {"default": 5.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01}),
-            "scheduler": (comfy_compat.scheduler_names(), {"default": "normal"}),
-            "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01}),
+            "seed": sockets.seed(),
+            "steps": sockets.steps(20, 1, "Sampling steps (2 network calls each with the ding variant, 1 with delayed)."),
+            "cfg": sockets.cfg(5.0),
+            "scheduler": sockets.scheduler(),
+            "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip":
+                        "Share of the schedule to run: below 1 the hole starts from the encoded image (keeps its layout)."}),
             **ding_options_inputs(),
             "mask_mode": (list(masks.MASK_MODES), {"default": "threshold", "tooltip":
                           "threshold: a latent cell is known only if mask_threshold of its pixels are. soft: keep the fraction."}),
-            "mask_threshold": ("FLOAT", {"default": 0.95, "min": 0.0, "max": 1.0, "step": 0.01}),
+            "mask_threshold": ("FLOAT", {"default": 0.95, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip":
+                               "threshold mode: share of a latent cell's pixels that must be known for the cell to "
+                               "count as known (lower = smaller hole)."}),
             "mask_grow": ("INT", {"default": 0, "min": 0, "max": 16, "tooltip": "Grow the hole by this many latent cells."}),
             "mask_feather": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 8.0, "step": 0.1, "tooltip":
                              "Soften the known side of the border (latent cells): lets the model harmonise seams."}),
-            "paste_back": ("BOOLEAN", {"default": False, "tooltip":
-                           "Composite the result into the original pixels: outside the mask stays bit-exact."}),
+            "paste_back": ("BOOLEAN", {"default": True, "tooltip":
+                           "Composite the result into the original pixels with a feathered edge inside the mask: "
+                           "every pixel outside the mask stays exactly as it was. Off: the whole decoded image."}),
             "paste_feather": ("FLOAT", {"default": 4.0, "min": 0.0, "max": 64.0, "step": 0.5,
                               "tooltip": "Width (pixels) of the paste-back ramp, inside the mask."}),
         }, "optional": {

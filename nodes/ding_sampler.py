@@ -70,6 +70,7 @@ class DInGSampler:
     CATEGORY = "sampling/custom_sampling/samplers"
     RETURN_TYPES = ("SAMPLER",)
     RETURN_NAMES = ("sampler",)
+    OUTPUT_TOOLTIPS = ("Connect to SamplerCustom's sampler input; its latent_image must carry a mask (SetLatentNoiseMask).",)
     FUNCTION = "get_sampler"
 
     @classmethod

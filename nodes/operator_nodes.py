@@ -17,6 +17,8 @@ class _OperatorNode:
     CATEGORY = CATEGORY
     RETURN_TYPES = (OPERATOR,)
     RETURN_NAMES = ("operator",)
+    OUTPUT_TOOLTIPS = ("The measurement operator: connect to a restore node's or sampler's operator input, and to "
+                       "Degrade Image to simulate a measurement.",)
     FUNCTION = "build"
 
 
@@ -25,7 +27,8 @@ class InpaintOperator(_OperatorNode):
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"mask": ("MASK",)}}
+        return {"required": {"mask": ("MASK", {"tooltip": "White (1) where pixels are missing and must be generated; "
+                                                         "soft values weight the pixels."})}}
 
     def build(self, mask):
         hole = mask[None] if mask.ndim == 2 else mask
@@ -40,10 +43,13 @@ class InpaintOperator(_OperatorNode):
 
 
 class GaussianBlurOperator(_OperatorNode):
+    DESCRIPTION = "Deblurring: y = the image blurred by a normalised Gaussian kernel (same size as the image, zero padding)."
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"kernel_size": ("INT", {"default": 9, "min": 3, "max": 101, "step": 2}),
-                             "std": ("FLOAT", {"default": 2.0, "min": 0.1, "max": 30.0, "step": 0.1})}}
+        return {"required": {"kernel_size": ("INT", {"default": 9, "min": 3, "max": 101, "step": 2, "tooltip":
+                                             "Side of the square kernel in pixels (odd); about 6 x std covers the blur."}),
+                             "std": ("FLOAT", {"default": 2.0, "min": 0.1, "max": 30.0, "step": 0.1, "tooltip":
+                                     "Standard deviation of the Gaussian in pixels: how strong the blur is."})}}
 
     def build(self, kernel_size, std):
         if kernel_size % 2 == 0:
@@ -56,9 +62,12 @@ class MotionBlurOperator(_OperatorNode):
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"kernel_size": ("INT", {"default": 15, "min": 3, "max": 101, "step": 2}),
-                             "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff})},
-                "optional": {"kernel_image": ("IMAGE",)}}
+        return {"required": {"kernel_size": ("INT", {"default": 15, "min": 3, "max": 101, "step": 2, "tooltip":
+                                             "Side of the random shake kernel in pixels (odd); ignored with kernel_image."}),
+                             "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "tooltip":
+                                      "Which random shake trajectory to draw."})},
+                "optional": {"kernel_image": ("IMAGE", {"tooltip": "A measured blur kernel as an image with odd "
+                                                                   "sides (bright = weight, normalised to sum 1)."})}}
 
     def build(self, kernel_size, seed, kernel_image=None):
         if kernel_image is not None:
@@ -76,8 +85,12 @@ class DownsampleOperator(_OperatorNode):
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"factor": ("INT", {"default": 4, "min": 2, "max": 16}),
-                             "mode": (list(operators.DOWNSAMPLE_MODES), {"default": "bicubic"})}}
+        return {"required": {"factor": ("INT", {"default": 4, "min": 2, "max": 16, "tooltip":
+                                        "Upscaling factor of the restoration: the measurement is this many times "
+                                        "smaller per side."}),
+                             "mode": (list(operators.DOWNSAMPLE_MODES), {"default": "bicubic", "tooltip":
+                                      "How the low-resolution image was made: bicubic (antialiased, like most "
+                                      "resizers) or box (averages of factor x factor blocks)."})}}
 
     def build(self, factor, mode):
         return (operators.Downsample(factor, mode),)
@@ -99,7 +112,8 @@ class HDRClipOperator(_OperatorNode):
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"scale": ("FLOAT", {"default": 2.0, "min": 1.0, "max": 8.0, "step": 0.1})}}
+        return {"required": {"scale": ("FLOAT", {"default": 2.0, "min": 1.0, "max": 8.0, "step": 0.1, "tooltip":
+                                       "Exposure gain s before clipping: larger = more highlights and shadows lost."})}}
 
     def build(self, scale):
         return (operators.ClipHDR(scale),)
@@ -110,14 +124,19 @@ class DegradeImage:
     CATEGORY = CATEGORY
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("measurement",)
+    OUTPUT_TOOLTIPS = ("The simulated degraded image: connect to a restore node's measurement input.",)
     FUNCTION = "degrade"
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"image": ("IMAGE",), "operator": (OPERATOR,),
+        return {"required": {"image": ("IMAGE", {"tooltip": "A clean image to degrade (bypass this node to "
+                                                            "restore a real degraded photo)."}),
+                             "operator": (OPERATOR, {"tooltip": "The degradation to apply."}),
                              "noise_std": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 0.5, "step": 0.001,
-                                                     "tooltip": "In pixel units (0..1)."}),
-                             "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff})}}
+                                                     "tooltip": "Std of the Gaussian noise added after the operator, "
+                                                                "in pixel units (0..1)."}),
+                             "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "tooltip":
+                                      "Seed of the added noise."})}}
 
     def degrade(self, image, operator, noise_std, seed):
         pixels = image_to_pixels(check_image(image), "cpu")
@@ -132,11 +151,13 @@ class EstimateNoise:
     CATEGORY = CATEGORY
     RETURN_TYPES = ("FLOAT", "STRING")
     RETURN_NAMES = ("noise_std", "info")
+    OUTPUT_TOOLTIPS = ("Estimated noise std in pixel units (0..1), averaged over the batch: connect to "
+                       "measurement_noise.", "The estimate per image, as text (connect Preview Any to read it).")
     FUNCTION = "estimate"
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"image": ("IMAGE",)}}
+        return {"required": {"image": ("IMAGE", {"tooltip": "The degraded photo whose noise level to measure."})}}
 
     def estimate(self, image):
         image = check_image(image, rgb=False)  # grey images are fine here

@@ -5,7 +5,7 @@ import comfy.samplers
 import torch
 
 from ..solvers import spin
-from . import comfy_compat, inputs, vae_bridge
+from . import comfy_compat, inputs, sockets, vae_bridge
 from .operator_nodes import OPERATOR
 from .restoration import RestorationCall, check_schedule, restored_latent, sample_restoration
 
@@ -22,12 +22,16 @@ def spin_options_inputs():
         "guidance_end": ("FLOAT", {"default": 0.6, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip":
                          "Guided steps are spread over this first share of the reverse steps (none near the end)."}),
         "fit_steps": ("INT", {"default": 50, "min": 1, "max": 1000, "tooltip": "Adam steps of each pixel-space fit."}),
-        "fit_lr": ("FLOAT", {"default": 0.05, "min": 0.0001, "max": 1.0, "step": 0.0001}),
+        "fit_lr": ("FLOAT", {"default": 0.05, "min": 0.0001, "max": 1.0, "step": 0.0001, "tooltip":
+                   "Adam learning rate of the fit, in pixel units ([-1, 1] images): raise it if fits stop short of "
+                   "the measurement, lower it if they overshoot."}),
         "proximity": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 100.0, "step": 0.01, "tooltip":
                       "Scale of the allowed distance to the decoded estimate (0 = no proximity term)."}),
         "measurement_noise": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 0.5, "step": 0.001, "tooltip":
                               "Noise std of the measurement in pixel units (0..1); see Estimate Noise Level."}),
-        "renoise": (["stochastic", "deterministic"], {"default": "stochastic"}),
+        "renoise": (["stochastic", "deterministic"], {"default": "stochastic", "tooltip":
+                    "After a correction, re-noise with fresh noise (stochastic, the paper's choice) or with the "
+                    "model's own noise estimate (deterministic, DDIM-like: smoother, less diverse)."}),
     }
 
 
@@ -67,14 +71,25 @@ def sample_spin_comfy(model, x, sigmas, extra_args=None, callback=None, disable=
              spin.network_calls(run_sigmas, options), options.warm_start_iterations + options.guided_steps,
              options.fit_steps)
 
+    # ComfyUI's progress bar counts the len(sigmas) − 1 steps of the full schedule; Spin's network calls
+    # (warm-start rounds, then the reverse steps from t*) are spread evenly over it, so it moves from the first call
+    total, calls = len(sigmas) - 1, spin.network_calls(run_sigmas, options)
+
+    def bar_step(call_index):
+        return max(0, (call_index + 1) * total // calls - 1)
+
+    def report_warm_start(r, state, x0, sigma):
+        if callback is not None:
+            callback({"x": state, "i": bar_step(r), "sigma": sigma, "sigma_hat": sigma, "denoised": x0})
+
     def report(i, state, x0, sigma):
         if callback is not None:
-            callback({"x": state, "i": offset + i, "sigma": sigmas[offset + i], "sigma_hat": sigmas[offset + i],
-                      "denoised": x0})
+            callback({"x": state, "i": bar_step(options.warm_start_iterations + i), "sigma": sigmas[offset + i],
+                      "sigma_hat": sigmas[offset + i], "denoised": x0})
 
     return spin.sample_spin(call.denoise, call.codec.decode, call.codec.encode, operator, call.y, run_sigmas,
                             call.param, call.generator(), options, callback=report,
-                            check_interrupt=comfy_compat.check_interrupt)
+                            check_interrupt=comfy_compat.check_interrupt, warm_start_callback=report_warm_start)
 
 
 class SpinSampler:
@@ -84,12 +99,13 @@ class SpinSampler:
     CATEGORY = "sampling/custom_sampling/samplers"
     RETURN_TYPES = ("SAMPLER",)
     RETURN_NAMES = ("sampler",)
+    OUTPUT_TOOLTIPS = ("Connect to SamplerCustom's sampler input; the latent_image sets the restored size.",)
     FUNCTION = "get_sampler"
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"vae": ("VAE",), "measurement": ("IMAGE",), "operator": (OPERATOR,),
-                             **spin_options_inputs()}}
+        return {"required": {"vae": sockets.model_sockets()["vae"], "measurement": sockets.measurement(),
+                             "operator": sockets.operator(OPERATOR), **spin_options_inputs()}}
 
     def get_sampler(self, vae, measurement, operator, warm_start_strength, **options):
         inputs.check_vae(vae)
@@ -105,18 +121,19 @@ class SpinRestore:
     CATEGORY = "sampling/inverse"
     RETURN_TYPES = ("IMAGE", "LATENT", "STRING")
     RETURN_NAMES = ("image", "latent", "info")
+    OUTPUT_TOOLTIPS = ("The restored image, at the operator's input size (e.g. 4x the measurement for x4 SR).",
+                       "The restored latent.",
+                       "Steps from t* and network calls of the run (connect Preview Any to read it).")
     FUNCTION = "restore"
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "model": ("MODEL",), "positive": ("CONDITIONING",), "negative": ("CONDITIONING",), "vae": ("VAE",),
-            "measurement": ("IMAGE",), "operator": (OPERATOR,),
-            "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "control_after_generate": True}),
-            "steps": ("INT", {"default": 30, "min": 2, "max": 1000}),
-            "cfg": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
-                              "tooltip": "1.0 (no CFG) treats the model as a plain prior; restoration rarely wants more."}),
-            "scheduler": (comfy_compat.scheduler_names(), {"default": "normal"}),
+            **sockets.model_sockets(), "measurement": sockets.measurement(), "operator": sockets.operator(OPERATOR),
+            "seed": sockets.seed(),
+            "steps": sockets.steps(30, 2, "Length of the full schedule; Spin runs its last warm_start_strength share."),
+            "cfg": sockets.cfg(1.0, "1.0 (no CFG) treats the model as a plain prior; restoration rarely wants more."),
+            "scheduler": sockets.scheduler(),
             **spin_options_inputs()}}
 
     def restore(self, model, positive, negative, vae, measurement, operator, seed, steps, cfg, scheduler,

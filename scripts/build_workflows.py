@@ -1,30 +1,56 @@
-"""Write the example workflows in workflows/ (UI format) from the API graphs below.
+"""Write the example workflows in workflows/ (UI format) from the API graphs below: each laid out left
+to right at the frontend's sizes (workflow_layout.py), with a note on the canvas and download metadata on
+its checkpoint loader. The file name is the title ComfyUI's template browser shows.
 
-Run: .venv/bin/python scripts/build_workflows.py   (the tests check that the files stay in sync)
+Run against upstream ComfyUI (the frontend's node sizes):
+  COMFYUI_PATH=/path/to/ComfyUI .venv-upstream/bin/python scripts/build_workflows.py
+(the tests check that the files stay in sync; tests/test_browser.py loads them in the real frontend)
 """
 import json
 import sys
+import types
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import comfy_harness  # noqa: E402
 from workflow_format import api_to_ui  # noqa: E402
 
-SD15 = "v1-5-pruned-emaonly.safetensors"
+SD15 = "v1-5-pruned-emaonly-fp16.safetensors"
 SD35 = "sd3.5_medium_incl_clips_t5xxlfp8scaled.safetensors"
+SDXL_TURBO = "sd_xl_turbo_1.0_fp16.safetensors"
+SDXL = "sd_xl_base_1.0.safetensors"
+# the frontend's `models` metadata: a missing checkpoint is offered for download into models/checkpoints
+CHECKPOINT_URLS = {
+    SD15: "https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/v1-5-pruned-emaonly-fp16.safetensors",
+    SD35: "https://huggingface.co/Comfy-Org/stable-diffusion-3.5-fp8/resolve/main/sd3.5_medium_incl_clips_t5xxlfp8scaled.safetensors",
+    SDXL_TURBO: "https://huggingface.co/stabilityai/sdxl-turbo/resolve/main/sd_xl_turbo_1.0_fp16.safetensors",
+    SDXL: "https://huggingface.co/stabilityai/stable-diffusion-xl-base-1.0/resolve/main/sd_xl_base_1.0.safetensors",
+}
 PROMPT = "a photo of a cozy living room, natural light, detailed"
 NEGATIVE = "blurry, low quality, artifacts"
 DING_OPTIONS = {"variant": "ding", "eta_schedule": "fm_square", "eta_scale": 1.0, "obs_std": 0.01}
+PAINT_MASK = "Load image, paint the mask (right-click)"
+CLEAN_IMAGE = "Load a clean photo (see the note)"
 
 
-def loaders(checkpoint):
+def loaders(checkpoint, image_title=PAINT_MASK):
     return {
         "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": checkpoint}},
-        "2": {"class_type": "CLIPTextEncode", "inputs": {"text": PROMPT, "clip": ["1", 1]}, "_meta": {"title": "Positive"}},
-        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": NEGATIVE, "clip": ["1", 1]}, "_meta": {"title": "Negative"}},
-        "4": {"class_type": "LoadImage", "inputs": {"image": "example.png"},
-              "_meta": {"title": "Load image (paint the mask in the mask editor)"}},
+        "2": {"class_type": "CLIPTextEncode", "inputs": {"text": PROMPT, "clip": ["1", 1]}, "_meta": {"title": "Positive prompt"}},
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": NEGATIVE, "clip": ["1", 1]}, "_meta": {"title": "Negative prompt"}},
+        "4": {"class_type": "LoadImage", "inputs": {"image": "example.png"}, "_meta": {"title": image_title}},
     }
+
+
+def keep_unmasked_pixels(original, generated, mask, title="Keep every pixel outside the mask"):
+    """ImageCompositeMasked: the generated pixels inside the mask, the original ones outside (bit-exact)."""
+    return {"class_type": "ImageCompositeMasked", "inputs": {
+        "destination": original, "source": generated, "x": 0, "y": 0, "resize_source": False, "mask": mask},
+        "_meta": {"title": title}}
+
+
+def show_info(source, title="Run info (steps, network calls)"):
+    return {"class_type": "PreviewAny", "inputs": {"source": source}, "_meta": {"title": title}}
 
 
 def sampler_custom_graph(checkpoint, steps, cfg):
@@ -38,7 +64,8 @@ def sampler_custom_graph(checkpoint, steps, cfg):
             "model": ["1", 0], "add_noise": True, "noise_seed": 0, "cfg": cfg, "positive": ["2", 0],
             "negative": ["3", 0], "sampler": ["7", 0], "sigmas": ["8", 0], "latent_image": ["6", 0]}},
         "10": {"class_type": "VAEDecode", "inputs": {"samples": ["9", 0], "vae": ["1", 2]}},
-        "11": {"class_type": "SaveImage", "inputs": {"images": ["10", 0], "filename_prefix": "ding_inpaint"}},
+        "11": {"class_type": "SaveImage", "inputs": {"images": ["12", 0], "filename_prefix": "ding_inpaint"}},
+        "12": keep_unmasked_pixels(["4", 0], ["10", 0], ["4", 1]),
     })
     return graph
 
@@ -52,6 +79,7 @@ def all_in_one_graph(checkpoint, steps, cfg):
             **DING_OPTIONS, "mask_mode": "threshold", "mask_threshold": 0.95, "mask_grow": 0, "mask_feather": 0.0,
             "paste_back": True, "paste_feather": 4.0}},
         "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "ding_inpaint"}},
+        "7": show_info(["5", 2]),
     })
     return graph
 
@@ -70,16 +98,18 @@ def face_demo_graph(steps=20, faces=4, prediction="eps"):
         "5": {"class_type": "InverseDInGSampler", "inputs": dict(DING_OPTIONS)},
         "6": sampler_custom("5") | {"_meta": {"title": "DInG"}},
         "7": {"class_type": "VAEDecode", "inputs": {"samples": ["6", 0], "vae": ["1", 1]}},
-        "8": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "faces_ding"}},
+        "8": {"class_type": "SaveImage", "inputs": {"images": ["17", 0], "filename_prefix": "faces_ding"}},
         "9": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler_ancestral"}},
         "10": sampler_custom("9") | {"_meta": {"title": "ComfyUI inpainting (SetLatentNoiseMask + euler_ancestral)"}},
         "11": {"class_type": "VAEDecode", "inputs": {"samples": ["10", 0], "vae": ["1", 1]}},
-        "12": {"class_type": "SaveImage", "inputs": {"images": ["11", 0], "filename_prefix": "faces_comfy_inpaint"}},
+        "12": {"class_type": "SaveImage", "inputs": {"images": ["18", 0], "filename_prefix": "faces_comfy_inpaint"}},
         "13": {"class_type": "EmptyImage", "inputs": {"width": 25, "height": 25, "batch_size": faces, "color": 0x808080}},
         "14": {"class_type": "ImageCompositeMasked", "inputs": {
             "destination": ["1", 2], "source": ["13", 0], "x": 0, "y": 0, "resize_source": False, "mask": ["1", 3]}},
         "15": {"class_type": "SaveImage", "inputs": {"images": ["14", 0], "filename_prefix": "faces_masked_input"}},
         "16": {"class_type": "SaveImage", "inputs": {"images": ["1", 2], "filename_prefix": "faces_ground_truth"}},
+        "17": keep_unmasked_pixels(["1", 2], ["7", 0], ["1", 3], "DInG: keep pixels outside the mask"),
+        "18": keep_unmasked_pixels(["1", 2], ["11", 0], ["1", 3], "ComfyUI: keep pixels outside the mask"),
     }
 
 
@@ -90,9 +120,8 @@ RESTORE_PROMPT = "a sharp, detailed, high quality photo"
 
 def restoration_graph(checkpoint, operator, noise, estimate_noise=False):
     """LoadImage → (simulated degradation) → Spin Restore → save restored and degraded images."""
-    graph = loaders(checkpoint)
+    graph = loaders(checkpoint, CLEAN_IMAGE)
     graph["2"]["inputs"]["text"], graph["3"]["inputs"]["text"] = RESTORE_PROMPT, ""
-    graph["4"]["_meta"]["title"] = "Load image (a clean image to degrade; bypass Degrade for a real photo)"
     options = dict(SPIN_OPTIONS, measurement_noise=noise)
     graph.update({
         "5": operator,
@@ -103,16 +132,18 @@ def restoration_graph(checkpoint, operator, noise, estimate_noise=False):
             "operator": ["5", 0], "seed": 0, "steps": 30, "cfg": 1.0, "scheduler": "normal", **options}},
         "8": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "spin_restored"}},
         "9": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "spin_degraded"}},
+        "11": show_info(["7", 2]),
     })
     if estimate_noise:  # measure the noise level of the degraded photo instead of typing it
         graph["10"] = {"class_type": "InverseEstimateNoise", "inputs": {"image": ["6", 0]}}
         graph["7"]["inputs"]["measurement_noise"] = ["10", 0]
+        graph["12"] = show_info(["10", 1], "Estimated noise level")
     return graph
 
 
 def sr_sampler_custom_graph(checkpoint, factor=4):
     """SamplerCustom form: the latent only sets the output size (the measurement upscaled)."""
-    graph = loaders(checkpoint)
+    graph = loaders(checkpoint, CLEAN_IMAGE)
     graph["2"]["inputs"]["text"], graph["3"]["inputs"]["text"] = RESTORE_PROMPT, ""
     graph.update({
         "5": {"class_type": "InverseOperatorDownsample", "inputs": {"factor": factor, "mode": "bicubic"}},
@@ -143,7 +174,9 @@ def spin_inpaint_graph(checkpoint):
             "model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0], "vae": ["1", 2], "measurement": ["4", 0],
             "operator": ["5", 0], "seed": 0, "steps": 30, "cfg": 1.0, "scheduler": "normal",
             **dict(SPIN_OPTIONS, warm_start_strength=0.8, measurement_noise=0.0)}},
-        "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "spin_inpaint"}},
+        "7": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "spin_inpaint"}},
+        "8": keep_unmasked_pixels(["4", 0], ["6", 0], ["4", 1]),
+        "9": show_info(["6", 2]),
     })
     return graph
 
@@ -170,10 +203,11 @@ def spin_face_demo_graph(faces=4, prediction="eps"):
         "10": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "faces_low_res"}},
         "11": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "faces_spin_sr"}},
         "12": {"class_type": "SaveImage", "inputs": {"images": ["1", 2], "filename_prefix": "faces_ground_truth"}},
+        "13": show_info(["4", 2], "Spin deblur: run info"),
+        "14": show_info(["7", 2], "Spin x5 SR: run info"),
     }
 
 
-SDXL_TURBO = "sd_xl_turbo_1.0_fp16.safetensors"
 DCDP_OPTIONS = {"outer_iterations": 10, "inner_steps": 100, "step_size": 0.1, "proximal_weight": 1.0,
                 "start_strength": 0.7, "end_strength": 0.0, "purification": "ode", "purification_steps": 4,
                 "dc_solver": "momentum", "skip_final_purification": False}
@@ -188,7 +222,7 @@ def dcdp_restore(operator, measurement, steps=30, **overrides):
 
 def dcdp_deblur_and_sr_graph(checkpoint):
     """Two restorations with decoupled refinement from one image: deblurring and x4 super-resolution."""
-    graph = loaders(checkpoint)
+    graph = loaders(checkpoint, CLEAN_IMAGE)
     graph["2"]["inputs"]["text"], graph["3"]["inputs"]["text"] = RESTORE_PROMPT, ""
     graph.update({
         "5": {"class_type": "InverseOperatorGaussianBlur", "inputs": {"kernel_size": 15, "std": 3.0}},
@@ -203,13 +237,15 @@ def dcdp_deblur_and_sr_graph(checkpoint):
         | {"_meta": {"title": "DCDP x4 super-resolution (noiseless: ends on the fit)"}},
         "12": {"class_type": "SaveImage", "inputs": {"images": ["11", 0], "filename_prefix": "dcdp_sr"}},
         "13": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "dcdp_blurred"}},
+        "14": show_info(["7", 1], "DCDP deblur: run info"),
+        "15": show_info(["11", 1], "DCDP x4 SR: run info"),
     })
     return graph
 
 
 def dcdp_few_step_graph(checkpoint):
     """Few-step purification with a distilled model: 1 network call per round."""
-    graph = loaders(checkpoint)
+    graph = loaders(checkpoint, CLEAN_IMAGE)
     graph["2"]["inputs"]["text"], graph["3"]["inputs"]["text"] = RESTORE_PROMPT, ""
     graph.update({
         "5": {"class_type": "InverseOperatorDownsample", "inputs": {"factor": 4, "mode": "bicubic"}},
@@ -218,20 +254,20 @@ def dcdp_few_step_graph(checkpoint):
         "7": dcdp_restore(["5", 0], ["6", 0], steps=4, purification_steps=1)
         | {"_meta": {"title": "DCDP with SDXL Turbo: 1-step purification"}},
         "8": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "dcdp_turbo_sr"}},
+        "9": show_info(["7", 1]),
+        "10": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "dcdp_turbo_low_res"}},
     })
     return graph
 
 
-SDXL = "sd_xl_base_1.0.safetensors"
 DING_RESTORE_OPTIONS = {"measurement_noise": 0.01, "variant": "ding", "eta_schedule": "fm_square", "eta_scale": 1.0,
                         "latent_solver": "pixel", "solver_iterations": 30, "solver_tolerance": 1e-4}
 
 
 def ding_restore_graph(checkpoint, operator, noise, title, estimate_noise=False):
     """LoadImage → (simulated degradation) → DInG Restore → save restored and degraded images."""
-    graph = loaders(checkpoint)
+    graph = loaders(checkpoint, CLEAN_IMAGE)
     graph["2"]["inputs"]["text"], graph["3"]["inputs"]["text"] = RESTORE_PROMPT, ""
-    graph["4"]["_meta"]["title"] = "Load image (a clean image to degrade; bypass Degrade for a real photo)"
     graph.update({
         "5": operator,
         "6": {"class_type": "InverseDegradeImage", "inputs": {"image": ["4", 0], "operator": ["5", 0],
@@ -242,18 +278,19 @@ def ding_restore_graph(checkpoint, operator, noise, title, estimate_noise=False)
             **dict(DING_RESTORE_OPTIONS, measurement_noise=noise)}, "_meta": {"title": title}},
         "8": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "ding_restored"}},
         "9": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "ding_degraded"}},
+        "11": show_info(["7", 2], "Run info (steps, network calls, solver work)"),
     })
     if estimate_noise:  # measure the noise level of the degraded photo instead of typing it
         graph["10"] = {"class_type": "InverseEstimateNoise", "inputs": {"image": ["6", 0]}}
         graph["7"]["inputs"]["measurement_noise"] = ["10", 0]
+        graph["12"] = show_info(["10", 1], "Estimated noise level")
     return graph
 
 
 def ding_restore_sampler_custom_graph(checkpoint, factor=4, cfg=1.0):
     """SamplerCustom form of DInG restoration (x4 SR): the latent only sets the output size."""
-    graph = loaders(checkpoint)
+    graph = loaders(checkpoint, CLEAN_IMAGE)
     graph["2"]["inputs"]["text"], graph["3"]["inputs"]["text"] = RESTORE_PROMPT, ""
-    graph["4"]["_meta"]["title"] = "Load image (a clean image to degrade; bypass Degrade for a real photo)"
     graph.update({
         "5": {"class_type": "InverseOperatorDownsample", "inputs": {"factor": factor, "mode": "bicubic"}},
         "6": {"class_type": "InverseDegradeImage", "inputs": {"image": ["4", 0], "operator": ["5", 0],
@@ -276,35 +313,187 @@ def ding_restore_sampler_custom_graph(checkpoint, factor=4, cfg=1.0):
     return graph
 
 
+SD15_NOTE = ("**Checkpoint:** SD1.5 (`v1-5-pruned-emaonly-fp16.safetensors`; ComfyUI offers the download if it is "
+             "missing). Any SD1.x / SD2.x / SDXL checkpoint works: pick it in Load Checkpoint.")
+SD35_NOTE = ("**Checkpoint:** SD3.5 Medium with its text encoders (`sd3.5_medium_incl_clips_t5xxlfp8scaled.safetensors`, "
+             "a flow model; ComfyUI offers the download if it is missing). SD3 / SD3.5 Large and Flux-style flow "
+             "checkpoints work too.")
+SDXL_NOTE = ("**Checkpoint:** SDXL base (`sd_xl_base_1.0.safetensors`; ComfyUI offers the download if it is missing). "
+             "Any SD1.x / SD2.x / SDXL checkpoint works: pick it in Load Checkpoint.")
+DEGRADE_NOTE = ("**Load** a clean photo: Degrade Image simulates the damage so you can compare. To restore a real "
+                "damaged photo, load it, **bypass Degrade Image** (Ctrl+B) and set the operator to what happened "
+                "to it.")
+INFO_NOTE = "The *run info* box shows the steps and network calls after a run."
+
+# file name (the title the template browser shows) → (API graph, the note on the canvas)
 WORKFLOWS = {
-    "ding_inpaint_sd15_sampler_custom.json": lambda: sampler_custom_graph(SD15, 20, 7.0),
-    "ding_inpaint_sd15_all_in_one.json": lambda: all_in_one_graph(SD15, 20, 7.0),
-    "ding_inpaint_sd35_sampler_custom.json": lambda: sampler_custom_graph(SD35, 20, 4.5),
-    "ding_inpaint_sd35_all_in_one.json": lambda: all_in_one_graph(SD35, 20, 4.5),
-    "ding_face_demo.json": face_demo_graph,
-    "spin_deblur_sd15.json": lambda: restoration_graph(
-        SD15, {"class_type": "InverseOperatorGaussianBlur", "inputs": {"kernel_size": 15, "std": 3.0}}, 0.01),
-    "spin_sr4_sd15_sampler_custom.json": lambda: sr_sampler_custom_graph(SD15),
-    "spin_denoise_sd15.json": lambda: restoration_graph(
-        SD15, {"class_type": "InverseOperatorDenoise", "inputs": {}}, 0.05, estimate_noise=True),
-    "spin_inpaint_sd35.json": lambda: spin_inpaint_graph(SD35),
-    "spin_face_demo.json": spin_face_demo_graph,
-    "dcdp_deblur_and_sr_sd15.json": lambda: dcdp_deblur_and_sr_graph(SD15),
-    "dcdp_few_step_sdxl_turbo.json": lambda: dcdp_few_step_graph(SDXL_TURBO),
-    "ding_deblur_sd15.json": lambda: ding_restore_graph(
+    "DInG inpaint SD1.5 (SamplerCustom).json": (lambda: sampler_custom_graph(SD15, 20, 7.0), f"""\
+## DInG inpainting, SamplerCustom form
+{SD15_NOTE}
+
+**Load** a photo in the image node, right-click it, *Open in MaskEditor* and paint the area to fill
+(white = regenerate). Write what should appear there in the positive prompt.
+
+**Change:** `steps` / scheduler in BasicScheduler, `cfg` in SamplerCustom, `obs_std` in the DInG
+sampler (larger blends the border more). The composite at the end keeps every pixel outside the mask exactly as loaded."""),
+    "DInG inpaint SD1.5 (all-in-one).json": (lambda: all_in_one_graph(SD15, 20, 7.0), f"""\
+## DInG inpainting, one node
+{SD15_NOTE}
+
+**Load** a photo, right-click it, *Open in MaskEditor* and paint the area to fill. Describe it in the positive prompt.
+
+**Change:** `steps`, `cfg`, `mask_grow` / `mask_feather` for seams, `paste_feather` for the blend width.
+`paste_back` (on) keeps every pixel outside the mask exactly as loaded. {INFO_NOTE}"""),
+    "DInG inpaint SD3.5 (SamplerCustom).json": (lambda: sampler_custom_graph(SD35, 20, 4.5), f"""\
+## DInG inpainting on a flow model, SamplerCustom form
+{SD35_NOTE}
+
+**Load** a photo, right-click it, *Open in MaskEditor* and paint the area to fill. Describe it in the positive prompt.
+
+**Change:** `steps` in BasicScheduler, `cfg` (4-5 suits SD3.5), `obs_std` in the DInG sampler.
+The composite at the end keeps every pixel outside the mask exactly as loaded."""),
+    "DInG inpaint SD3.5 (all-in-one).json": (lambda: all_in_one_graph(SD35, 20, 4.5), f"""\
+## DInG inpainting on a flow model, one node
+{SD35_NOTE}
+
+**Load** a photo, right-click it, *Open in MaskEditor* and paint the area to fill. Describe it in the positive prompt.
+
+**Change:** `steps`, `cfg` (4-5 suits SD3.5), `mask_grow` / `mask_feather`, `paste_feather`. {INFO_NOTE}"""),
+    "Demo - DInG vs ComfyUI inpainting on faces (no download).json": (face_demo_graph, """\
+## Demo: DInG against ComfyUI's own inpainting
+**Nothing to download:** the Face Prior Demo Model is built in (a Gaussian-mixture prior of real 25x25
+faces with an exact denoiser). Press *Run*: each row of outputs shows held-out faces, the masked input, DInG
+and ComfyUI's SetLatentNoiseMask + euler_ancestral inpainting, each composited so only the hole changes.
+
+**Change:** `faces` in the loader, `steps` in BasicScheduler, the DInG options."""),
+    "Spin deblur SD1.5.json": (lambda: restoration_graph(
+        SD15, {"class_type": "InverseOperatorGaussianBlur", "inputs": {"kernel_size": 15, "std": 3.0}}, 0.01), f"""\
+## Spin: deblurring
+{SD15_NOTE}
+
+{DEGRADE_NOTE}
+
+**Change:** `kernel_size` / `std` of the blur, `noise_std` (and `measurement_noise` to match),
+`warm_start_strength`, `guided_steps`, `fit_steps`. {INFO_NOTE}"""),
+    "Spin x4 super-resolution SD1.5 (SamplerCustom).json": (lambda: sr_sampler_custom_graph(SD15), f"""\
+## Spin: x4 super-resolution, SamplerCustom form
+{SD15_NOTE}
+
+{DEGRADE_NOTE} The upscaled, VAE-encoded measurement only sets the output size of SamplerCustom.
+
+**Change:** `factor` in the Downsample operator (and `scale_by` to match), `steps`, the Spin options."""),
+    "Spin denoise SD1.5.json": (lambda: restoration_graph(
+        SD15, {"class_type": "InverseOperatorDenoise", "inputs": {}}, 0.05, estimate_noise=True), f"""\
+## Spin: denoising
+{SD15_NOTE}
+
+{DEGRADE_NOTE} Estimate Noise Level measures the photo's noise and feeds `measurement_noise`.
+
+**Change:** `noise_std` of the simulated noise, `warm_start_strength`, `guided_steps`. {INFO_NOTE}"""),
+    "Spin inpaint SD3.5.json": (lambda: spin_inpaint_graph(SD35), f"""\
+## Spin: inpainting through the operator socket
+{SD35_NOTE}
+
+**Load** a photo, right-click it, *Open in MaskEditor* and paint the area to fill. The composite keeps every
+pixel outside the mask exactly as loaded. For inpainting alone, DInG is closer to the exact posterior.
+
+**Change:** `warm_start_strength` (0.8 here), `guided_steps`, `fit_steps`. {INFO_NOTE}"""),
+    "Demo - Spin deblur and x5 super-resolution on faces (no download).json": (spin_face_demo_graph, f"""\
+## Demo: Spin deblurring and x5 super-resolution
+**Nothing to download:** the Face Prior Demo Model is built in (real 25x25 faces, exact denoiser).
+Press *Run*: the outputs show the ground truth, the blurred and the low-resolution faces, and Spin's restorations.
+
+**Change:** the blur `std`, the downsampling `factor`, `noise_std`, the Spin options. {INFO_NOTE}"""),
+    "DCDP deblur and x4 super-resolution SD1.5.json": (lambda: dcdp_deblur_and_sr_graph(SD15), f"""\
+## DCDP (decoupled refinement): deblurring and x4 super-resolution from one photo
+{SD15_NOTE}
+
+{DEGRADE_NOTE}
+
+**Change:** `outer_iterations` (rounds), `purification` (`tweedie`: 1 call per round), `proximal_weight`
+(raise it for noisy photos), `skip_final_purification` (noiseless measurements). {INFO_NOTE}"""),
+    "DCDP few-step x4 super-resolution SDXL Turbo.json": (lambda: dcdp_few_step_graph(SDXL_TURBO), f"""\
+## DCDP with a few-step model: x4 super-resolution
+**Checkpoint:** SDXL Turbo (`sd_xl_turbo_1.0_fp16.safetensors`; ComfyUI offers the download if it is missing).
+LCM, Lightning and other distilled checkpoints work the same way.
+
+{DEGRADE_NOTE}
+
+**Change:** `purification_steps` (1-4), `outer_iterations`, the Downsample `factor`. {INFO_NOTE}"""),
+    "DInG deblur SD1.5.json": (lambda: ding_restore_graph(
         SD15, {"class_type": "InverseOperatorGaussianBlur", "inputs": {"kernel_size": 15, "std": 3.0}}, 0.01,
-        "DInG deblur"),
-    "ding_sr4_sdxl.json": lambda: ding_restore_graph(
+        "DInG deblur"), f"""\
+## DInG restoration: deblurring
+{SD15_NOTE}
+
+{DEGRADE_NOTE}
+
+Every step is an exact Gaussian posterior step for the blur (2 network calls per step, no gradient
+through the model). **Change:** `kernel_size` / `std` of the blur (and of a real photo's blur), `noise_std`
+and `measurement_noise` to match, `steps`, `latent_solver` (`linearized`: closer, slower). {INFO_NOTE}"""),
+    "DInG x4 super-resolution SDXL.json": (lambda: ding_restore_graph(
         SDXL, {"class_type": "InverseOperatorDownsample", "inputs": {"factor": 4, "mode": "bicubic"}}, 0.01,
-        "DInG x4 super-resolution"),
-    "ding_denoise_sd15.json": lambda: ding_restore_graph(
+        "DInG x4 super-resolution"), f"""\
+## DInG restoration: x4 super-resolution
+{SDXL_NOTE}
+
+{DEGRADE_NOTE} The output is 4x the size of the loaded (low-resolution) measurement.
+
+**Change:** `factor` of the Downsample operator, `measurement_noise`, `steps`, `cfg` (1 = the model as a
+plain prior), `latent_solver`. {INFO_NOTE}"""),
+    "DInG denoise SD1.5.json": (lambda: ding_restore_graph(
         SD15, {"class_type": "InverseOperatorDenoise", "inputs": {}}, 0.05, "DInG denoise", estimate_noise=True),
-    "ding_sr4_sd35_sampler_custom.json": lambda: ding_restore_sampler_custom_graph(SD35),
+        f"""\
+## DInG restoration: denoising
+{SD15_NOTE}
+
+{DEGRADE_NOTE} Estimate Noise Level measures the photo's noise and feeds `measurement_noise`.
+
+**Change:** `noise_std` of the simulated noise, `steps`, the DInG options. {INFO_NOTE}"""),
+    "DInG x4 super-resolution SD3.5 (SamplerCustom).json": (lambda: ding_restore_sampler_custom_graph(SD35), f"""\
+## DInG restoration on a flow model: x4 super-resolution, SamplerCustom form
+{SD35_NOTE}
+
+{DEGRADE_NOTE} The upscaled, VAE-encoded measurement only sets the output size of SamplerCustom (add noise on).
+
+**Change:** `factor` in the Downsample operator (and `scale_by` to match), `steps` in BasicScheduler, the
+DInG Restore Sampler options."""),
 }
 
 
+def checkpoint_models(graph):
+    """properties.models of each checkpoint loader: name, url, directory, as ComfyUI's own templates carry."""
+    return {node_id: {"models": [{"name": node["inputs"]["ckpt_name"], "url": CHECKPOINT_URLS[node["inputs"]["ckpt_name"]],
+                                  "directory": "checkpoints"}]}
+            for node_id, node in graph.items()
+            if node["class_type"] == "CheckpointLoaderSimple" and node["inputs"]["ckpt_name"] in CHECKPOINT_URLS}
+
+
+def graph(name):
+    """The API graph of a workflow."""
+    return WORKFLOWS[name][0]()
+
+
+def ui_workflow(name, node_mappings):
+    build, note = WORKFLOWS[name]
+    prompt = build()
+    return api_to_ui(prompt, node_mappings, notes=[note], properties=checkpoint_models(prompt),
+                     display_names=display_names(node_mappings))
+
+
+def display_names(node_mappings):
+    """The frontend's default titles: core's display names, then the packs' (ComfyUI's nodes module)."""
+    core = sys.modules.get("nodes") or sys.modules.get("comfy.nodes.base_nodes")
+    names = dict(getattr(core, "NODE_DISPLAY_NAME_MAPPINGS", {}))
+    for module in list(sys.modules.values()):
+        mapping = getattr(module, "NODE_DISPLAY_NAME_MAPPINGS", None) if isinstance(module, types.ModuleType) else None
+        if isinstance(mapping, dict):
+            names.update({k: v for k, v in mapping.items() if k in node_mappings and isinstance(v, str)})
+    return names
+
+
 def render(name, node_mappings):
-    return json.dumps(api_to_ui(WORKFLOWS[name](), node_mappings), indent=1) + "\n"
+    return json.dumps(ui_workflow(name, node_mappings), indent=1) + "\n"
 
 
 if __name__ == "__main__":

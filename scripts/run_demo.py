@@ -1,10 +1,10 @@
 """The main job: run the face workflows headlessly through ComfyUI's executor on the embedded face
 prior, once per seed, and write labelled PNG sheets to OUTPUT_DIR (default ./output):
 
-- face_inpainting_sheet.png   (workflows/ding_face_demo.json): per held-out face, the masked input,
+- face_inpainting_sheet.png   (workflows/"Demo - DInG vs ComfyUI inpainting on faces (no download).json"): per held-out face, the masked input,
   DInG's and ComfyUI's built-in inpainting (SetLatentNoiseMask + euler_ancestral): a few posterior
   samples, their mean and spread, then the exact posterior (samples, mean, spread) and the truth;
-- face_restoration_sheet.png  (workflows/spin_face_demo.json): the same for Spin on blur + noise and
+- face_restoration_sheet.png  (workflows/"Demo - Spin deblur and x5 super-resolution on faces (no download).json"): the same for Spin on blur + noise and
   on x5 down-sampling.
 
 The face prior is a Gaussian mixture, so the exact posterior of every task is known in closed form
@@ -39,13 +39,13 @@ DING_OBS_STD = 0.01  # the workflow's DInG obs_std (latent units = the prior's [
 MASK_NAMES = ["eye band", "mouth", "right half", "centre box"]
 
 INPAINTING = {
-    "workflow": "ding_face_demo.json", "sheet": "face_inpainting_sheet.png",
+    "workflow": "Demo - DInG vs ComfyUI inpainting on faces (no download).json", "sheet": "face_inpainting_sheet.png",
     "title": "Inpainting held-out faces (DInG vs ComfyUI's built-in inpainting) on the exact face prior",
     "methods": [("faces_ding", "DInG"), ("faces_comfy_inpaint", "ComfyUI inpaint (euler_ancestral)")],
     "input": ("faces_masked_input", "masked input"),
 }
 RESTORATION = {
-    "workflow": "spin_face_demo.json", "sheet": "face_restoration_sheet.png",
+    "workflow": "Demo - Spin deblur and x5 super-resolution on faces (no download).json", "sheet": "face_restoration_sheet.png",
     "title": "Restoring held-out faces with Spin on the exact face prior",
     "tasks": [("InverseOperatorGaussianBlur", "faces_blurred", "faces_spin_deblur", "blur + noise"),
               ("InverseOperatorDownsample", "faces_low_res", "faces_spin_sr", "x5 down-sampled")],
@@ -53,6 +53,13 @@ RESTORATION = {
 
 
 # ---------------------------------------------------------------- running the workflows
+def load_workflow(engine, name):
+    """The shipped workflow as an API prompt. Its info previews are upstream core's PreviewAny, which the
+    PyPI fork lacks: display only, dropped there."""
+    workflow = json.loads((comfy_harness.REPO_ROOT / "workflows" / name).read_text())
+    workflow["nodes"] = [n for n in workflow["nodes"] if n["type"] != "PreviewAny" or "PreviewAny" in engine.nodes]
+    return ui_to_api(workflow, engine.nodes)
+
 
 def with_seed(prompt, seed):
     """The API prompt with every sampler seed set to `seed` (the degradation's seed stays: same measurement)."""
@@ -191,7 +198,7 @@ EXACT_LABELS = [f"sample {i + 1}" for i in range(EXACT_SHOWN)] + ["mean", f"spre
 
 def inpainting_sheet(engine, pack, output_dir, seeds):
     spec = INPAINTING
-    prompt = ui_to_api(json.loads((comfy_harness.REPO_ROOT / "workflows" / spec["workflow"]).read_text()), engine.nodes)
+    prompt = load_workflow(engine, spec["workflow"])
     faces_count = next(n["inputs"]["faces"] for n in prompt.values() if n["class_type"] == "InverseFacePriorLoader")
     prefixes = [spec["input"][0]] + [prefix for prefix, _ in spec["methods"]]
     runs = run_seeds(engine, prompt, prefixes, seeds, output_dir)
@@ -226,7 +233,7 @@ def inpainting_sheet(engine, pack, output_dir, seeds):
 
 def restoration_sheet(engine, pack, output_dir, seeds):
     spec = RESTORATION
-    prompt = ui_to_api(json.loads((comfy_harness.REPO_ROOT / "workflows" / spec["workflow"]).read_text()), engine.nodes)
+    prompt = load_workflow(engine, spec["workflow"])
     loader = next(n for n in prompt.values() if n["class_type"] == "InverseFacePriorLoader")
     faces_count = loader["inputs"]["faces"]
     prefixes = [p for task in spec["tasks"] for p in task[1:3]]

@@ -4,6 +4,8 @@ nodes, links, widgets_values) and the API prompt the executor runs ({id: {class_
 Widgets are the inputs whose type is a primitive or a combo list, stored in INPUT_TYPES order;
 an INT with control_after_generate (or a core seed) is followed by its control value.
 """
+from workflow_layout import frontend_size, lay_out, note_size
+
 FRONTEND_ONLY = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
 PRIMITIVES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 CONTROL_VALUES = {"fixed", "randomize", "increment", "decrement"}
@@ -58,8 +60,11 @@ def ui_to_api(workflow, node_mappings):
     return prompt
 
 
-def api_to_ui(prompt, node_mappings, positions=None):
-    """Lay an API prompt out as a UI workflow (used to write the example workflows)."""
+def api_to_ui(prompt, node_mappings, notes=(), properties=None, display_names=None):
+    """An API prompt as a UI workflow (used to write the example workflows): nodes at the sizes the
+    frontend renders, laid out left to right (workflow_layout.py), `notes` (markdown texts) as
+    MarkdownNote nodes on top, `properties` ({node_id: {...}}) merged into the nodes' properties,
+    `display_names` ({class_type: title}) the default titles the frontend shows (they set node widths)."""
     nodes, links = [], []
     consumers = {}
     for node_id, node in prompt.items():
@@ -96,16 +101,23 @@ def api_to_ui(prompt, node_mappings, positions=None):
         for slot, output_type in enumerate(node_class.RETURN_TYPES):
             out_links = [link[0] for link in links if link[1] == int(node_id) and link[2] == slot]
             outputs.append({"name": names[slot], "type": output_type, "links": out_links, "slot_index": slot})
-        x, y = (positions or {}).get(node_id, (40 + 320 * (order % 5), 60 + 360 * (order // 5)))
-        entry = {"id": int(node_id), "type": node["class_type"], "pos": [x, y], "size": [300, 160], "flags": {},
+        entry = {"id": int(node_id), "type": node["class_type"], "pos": [0, 0], "size": [0, 0], "flags": {},
                  "order": order, "mode": 0, "inputs": inputs, "outputs": outputs,
-                 "properties": {"Node name for S&R": node["class_type"]}, "widgets_values": widgets}
+                 "properties": {"Node name for S&R": node["class_type"], **(properties or {}).get(node_id, {})},
+                 "widgets_values": widgets}
         if "_meta" in node:
             entry["title"] = node["_meta"]["title"]
+        entry["size"] = frontend_size(entry, node_class, (display_names or {}).get(node["class_type"]))
         nodes.append(entry)
-    return {"last_node_id": max(int(i) for i in prompt), "last_link_id": len(links), "nodes": nodes,
-            "links": links, "groups": [], "config": {}, "extra": {"ds": {"scale": 1.0, "offset": [0, 0]}},
-            "version": 0.4}
+    next_id = max(int(i) for i in prompt) + 1
+    for offset, text in enumerate(notes):
+        nodes.append({"id": next_id + offset, "type": "MarkdownNote", "pos": [0, 0], "size": note_size(text),
+                      "flags": {}, "order": len(nodes), "mode": 0, "inputs": [], "outputs": [], "properties": {},
+                      "widgets_values": [text], "title": "Read me", "color": "#432", "bgcolor": "#653"})
+    workflow = {"last_node_id": max(node["id"] for node in nodes), "last_link_id": len(links), "nodes": nodes,
+                "links": links, "groups": [], "config": {}, "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}},
+                "version": 0.4}
+    return lay_out(workflow)
 
 
 def _linked_inputs(node, node_mappings):

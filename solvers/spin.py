@@ -59,8 +59,11 @@ def fit_to_measurement(start: torch.Tensor, y: torch.Tensor, operator, options: 
 def sample_spin(denoise: Callable, decode: Callable, encode: Callable, operator, measurement: torch.Tensor,
                 sigmas, param: Parameterisation, generator: torch.Generator, options: SpinOptions,
                 callback: Optional[Callable] = None,
-                check_interrupt: Optional[Callable[[], None]] = None) -> torch.Tensor:
+                check_interrupt: Optional[Callable[[], None]] = None,
+                warm_start_callback: Optional[Callable] = None) -> torch.Tensor:
     """Run Spin over `sigmas` = [σ*, …, 0] (already cut at the warm-start level).
+
+    callback(i, x, x̂0, σ) after reverse step i; warm_start_callback(r, x, x̂0, σ*) after warm-start round r.
 
     denoise(x, σ) → x̂0 in latent space; decode(z) → pixels [B, C, H, W] in [−1, 1]; encode inverse;
     measurement y in the operator's output space. Returns the final latent x̂0.
@@ -78,11 +81,13 @@ def sample_spin(denoise: Callable, decode: Callable, encode: Callable, operator,
 
     latent = encode(operator.initial_guess(measurement))
     x = param.add_noise(latent, noise_like(latent), sigma_start)
-    for _ in range(options.warm_start_iterations):                  # phase 1: sample p_{σ*}(x | y)
+    for r in range(options.warm_start_iterations):                  # phase 1: sample p_{σ*}(x | y)
         if check_interrupt is not None:
             check_interrupt()
         x0 = correct(denoise(x, sigma_start), sigma_start)
         x = param.add_noise(x0, noise_like(x0), sigma_start)
+        if warm_start_callback is not None:
+            warm_start_callback(r, x, x0, sigma_start)
 
     guided = guided_step_indices(len(sigma_values) - 1, options)
     for i, (sigma, sigma_next) in enumerate(zip(sigma_values[:-1], sigma_values[1:])):  # phase 2

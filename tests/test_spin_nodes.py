@@ -148,3 +148,24 @@ def test_no_autograd_graph_through_model_or_vae_outside_inference_mode(engine, t
         sigmas = engine.nodes["BasicScheduler"]().get_sigmas(model, "normal", 3, 1.0)[0]
         out, _ = engine.nodes["SamplerCustom"]().sample(model, True, 0, 1.0, cond, cond, sampler, sigmas, masked)
         assert not out["samples"].requires_grad
+
+
+def test_progress_bar_covers_the_warm_start(engine, tiny):
+    """ComfyUI's bar counts the schedule's steps; Spin's warm-start rounds advance it too, and it ends full."""
+    import comfy.sample
+    model, _, vae = tiny_family(engine, tiny, "sd15")
+    image, _ = tiny.TinyLoadImage().load(32, 1)
+    operator = engine.nodes["InverseOperatorDownsample"]().build(2, "box")[0]
+    measurement = degrade(engine, image, operator)
+    options = dict(SPIN_OPTIONS, warm_start_iterations=4)
+    strength = options.pop("warm_start_strength")
+    sampler = engine.nodes["InverseSpinSampler"]().get_sampler(vae, measurement, operator, strength, **options)[0]
+    sigmas = engine.nodes["BasicScheduler"]().get_sigmas(model, "normal", 10, 1.0)[0]
+    latent = torch.zeros(1, 4, 4, 4)
+    seen = []
+    cond = tiny.tiny_conditioning("a")
+    comfy.sample.sample_custom(model, torch.zeros_like(latent), 1.0, sampler, sigmas, cond, cond, latent,
+                               callback=lambda i, x0, x, total: seen.append((i, total)), seed=0)
+    steps = [i for i, _ in seen]
+    assert len(seen) == 4 + 6 and all(total == 10 for _, total in seen)  # 4 warm-start rounds + 6 steps from t*
+    assert steps == sorted(steps) and steps[-1] == 9 and steps[3] >= 2   # the warm start filled a share of the bar

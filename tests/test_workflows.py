@@ -11,6 +11,7 @@ import pytest
 import build_workflows
 from conftest import REPO_ROOT
 from workflow_format import static_check, ui_to_api
+from workflow_layout import overlaps, rendered_boxes
 
 WORKFLOW_DIR = REPO_ROOT / "workflows"
 NAMES = sorted(p.name for p in WORKFLOW_DIR.glob("*.json"))
@@ -49,7 +50,50 @@ def test_workflow_validates_against_the_node_registry(engine, name):
     workflow = load(name)
     assert workflow["version"] == 0.4
     assert static_check(workflow, engine.nodes) == []
-    assert without_meta(ui_to_api(workflow, engine.nodes)) == without_meta(build_workflows.WORKFLOWS[name]())
+    assert without_meta(ui_to_api(workflow, engine.nodes)) == without_meta(build_workflows.graph(name))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_workflow_file_is_what_the_build_script_writes(engine, name):
+    """Layout included; node sizes follow upstream's node definitions, so only upstream can regenerate them."""
+    if engine.name != "upstream":
+        pytest.skip("layout sizes come from upstream's node definitions (COMFYUI_PATH)")
+    assert (WORKFLOW_DIR / name).read_text() == build_workflows.render(name, engine.nodes)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_workflow_reads_at_a_glance(engine, name):
+    """A note, no overlap at the stored (= rendered, see test_browser.py) sizes, nodes left of what they feed,
+    download metadata on checkpoint loaders, every info output shown, a thumbnail beside it."""
+    workflow = load(name)
+    nodes = {node["id"]: node for node in workflow["nodes"]}
+    assert any(node["type"] in ("Note", "MarkdownNote") and node["widgets_values"][0].strip() for node in nodes.values())
+    assert overlaps(rendered_boxes(workflow)) == []
+    for _, source, _, target, _, _ in workflow["links"]:
+        assert nodes[source]["pos"][0] + nodes[source]["size"][0] <= nodes[target]["pos"][0], (source, target)
+    for node in nodes.values():
+        if node["type"] == "CheckpointLoaderSimple":
+            [model] = node["properties"]["models"]
+            assert model["name"] == node["widgets_values"][0] and model["directory"] == "checkpoints"
+            assert model["url"].startswith("https://huggingface.co/") and model["url"].endswith(model["name"])
+        for slot in node.get("outputs", []):
+            if slot["name"] == "info":
+                assert any(nodes[link[3]]["type"] == "PreviewAny" for link in workflow["links"] if link[0] in slot["links"])
+    assert (WORKFLOW_DIR / (name[:-5] + ".jpg")).exists()
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if "inpaint" in n.lower()])
+def test_inpainting_workflows_keep_the_pixels_outside_the_mask(engine, name):
+    """SamplerCustom-form (and Spin) inpainting ends with ImageCompositeMasked on the loaded image and its
+    mask; the all-in-one DInG node pastes back itself."""
+    prompt = build_workflows.graph(name)
+    saved = [node for node in prompt.values() if node["class_type"] == "SaveImage"]
+    for node in prompt.values():
+        if node["class_type"] == "InverseDInGInpaint":
+            assert node["inputs"]["paste_back"] is True
+    composites = {node_id for node_id, node in prompt.items() if node["class_type"] == "ImageCompositeMasked"}
+    if not any(node["class_type"] == "InverseDInGInpaint" for node in prompt.values()):
+        assert composites and any(node["inputs"]["images"][0] in composites for node in saved)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -61,7 +105,7 @@ def test_workflow_executes(engine, name, tmp_path):
 
 
 def test_a_type_mismatch_is_reported(engine):
-    workflow = load("ding_inpaint_sd15_sampler_custom.json")
+    workflow = load("DInG inpaint SD1.5 (SamplerCustom).json")
     link = next(link for link in workflow["links"] if link[5] == "VAE")
     model_source = next(link for link in workflow["links"] if link[5] == "MODEL")
     link[1], link[2], link[5] = model_source[1], model_source[2], "MODEL"   # a MODEL wired into a VAE socket

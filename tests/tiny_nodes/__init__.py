@@ -182,7 +182,30 @@ class TinyCapture:
         return {}
 
 
+class PreviewAnyStandIn:
+    """Upstream core's PreviewAny (comfy_extras/nodes_preview_any.py), which the example workflows use to show
+    the `info` outputs; the PyPI fork has none, so this stand-in registers under its name there only."""
+    CATEGORY = "_for_testing"
+    RETURN_TYPES = ()
+    OUTPUT_NODE = True
+    FUNCTION = "main"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"source": ("*", {})}}
+
+    def main(self, source=None):
+        return {"ui": {"text": (str(source),)}}
+
+
 NODE_CLASS_MAPPINGS = {"TinyCheckpointLoader": TinyCheckpointLoader, "TinyTextEncode": TinyTextEncode,
                        "TinyLoadImage": TinyLoadImage, "TinyDecodableImage": TinyDecodableImage,
                        "TinyCapture": TinyCapture}
+try:
+    import importlib.util
+    _core_has_preview_any = importlib.util.find_spec("comfy_extras.nodes_preview_any") is not None
+except (ImportError, ValueError):
+    _core_has_preview_any = False
+if not _core_has_preview_any:
+    NODE_CLASS_MAPPINGS["PreviewAny"] = PreviewAnyStandIn
 NODE_DISPLAY_NAME_MAPPINGS = {}
