@@ -5,7 +5,7 @@ import comfy.samplers
 import torch
 
 from ..solvers import ding, ding_restore
-from . import comfy_compat, inputs
+from . import comfy_compat, inputs, sockets
 from .ding_sampler import ding_options_inputs
 from .operator_nodes import OPERATOR
 from .restoration import RestorationCall, restored_latent, sample_restoration
@@ -101,8 +101,7 @@ class DInGRestoreSampler:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"vae": ("VAE", {"tooltip": "The checkpoint's VAE: the operator acts on decoded pixels."}),
-                             "measurement": ("IMAGE", {"tooltip": "The degraded photo y."}),
-                             "operator": (OPERATOR, {"tooltip": "How y was made from the clean image (linear)."}),
+                             "measurement": sockets.measurement(), "operator": sockets.operator(OPERATOR),
                              **ding_restore_options_inputs()}}
 
     def get_sampler(self, vae, measurement, operator, **options):
@@ -127,15 +126,11 @@ class DInGRestore:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "model": ("MODEL",), "positive": ("CONDITIONING",), "negative": ("CONDITIONING",),
-            "vae": ("VAE", {"tooltip": "The checkpoint's VAE: the operator acts on decoded pixels."}),
-            "measurement": ("IMAGE", {"tooltip": "The degraded photo y."}),
-            "operator": (OPERATOR, {"tooltip": "How y was made from the clean image (linear)."}),
-            "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "control_after_generate": True}),
-            "steps": ("INT", {"default": 20, "min": 1, "max": 1000}),
-            "cfg": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
-                              "tooltip": "1.0 (no CFG) treats the model as a plain prior; each call costs double above 1."}),
-            "scheduler": (comfy_compat.scheduler_names(), {"default": "normal"}),
+            **sockets.model_sockets(), "measurement": sockets.measurement(), "operator": sockets.operator(OPERATOR),
+            "seed": sockets.seed(), "steps": sockets.steps(20, 1, "Reverse steps; each costs 2 network calls (delayed: 1)."),
+            "cfg": sockets.cfg(1.0, "1.0 (no CFG) treats the model as a plain prior; above 1 each call costs two "
+                               "model passes."),
+            "scheduler": sockets.scheduler(),
             **ding_restore_options_inputs()}}
 
     def restore(self, model, positive, negative, vae, measurement, operator, seed, steps, cfg, scheduler, **options):

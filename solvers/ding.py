@@ -115,7 +115,7 @@ class MaskObservation:
         return mean + std * _standard_normal(prior_mean, generator)
 
     def final(self, x0, x0_std, generator):
-        """N(x̂0, σ̃²) · N(M x; M y, σ_y²) with σ̃ the last level's noise in x0 units: the observed cells
+        """N(x̂0, σ̃²) · N(M x; M y, σ_y²), σ̃ in x0 units (see sample_posterior): the observed cells
         drawn from this posterior (exactly, for a binary mask), the hidden cells left at Tweedie's x̂0
         (ding_restore.md §1, last step): the paper's plain x̂0 would pull observed values toward the prior."""
         mean, std = posterior_moments(x0, x0_std, self.y, self.obs_std, self.mask)
@@ -149,6 +149,7 @@ def sample_posterior(denoise: Denoiser, x: torch.Tensor, sigmas, observation, pa
     work_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     x = x.to(work_dtype)
     sigma_values = [as_scalar(s) for s in sigmas]
+    previous_sigma = sigma_values[0]
 
     def denoised(state, sigma):
         return denoise(state, sigma).to(work_dtype)
@@ -160,7 +161,10 @@ def sample_posterior(denoise: Denoiser, x: torch.Tensor, sigmas, observation, pa
             continue
         x0 = denoised(x, sigma_t)
         if sigma_s <= 0:  # final step: transitions never target σ = 0 (§2, pitfall 2)
-            x = observation.final(x0, param.ve_sigma(sigma_t), generator)
+            # x̂0's prior std: the noise level one step up. The transition into σ_last barely reads y
+            # (γ → 0 as η → 0), so x̂0 is only as sure of the observed values as that earlier level;
+            # σ̃(σ_last) alone left observed latents 1.7× too far from y on flow schedules (tests).
+            x = observation.final(x0, param.ve_sigma(previous_sigma), generator)
         else:
             rho = relative_eta(eta_schedule, param, sigma_t, sigma_s, eta_scale)
             prior_mean, prior_std = prior_bridge(x, x0, sigma_t, sigma_s, param, rho)
@@ -171,6 +175,7 @@ def sample_posterior(denoise: Denoiser, x: torch.Tensor, sigmas, observation, pa
                 noise_guess = param.noise_estimate(proxy, denoised(proxy, sigma_s), sigma_s)
             x = observation.transition(x0, prior_mean, prior_std, param.signal_scale(sigma_s),
                                        param.noise_scale(sigma_s), noise_guess, generator)
+        previous_sigma = sigma_t
         if callback is not None:
             callback(i, x, x0, sigma_t)
     return x

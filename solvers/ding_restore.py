@@ -9,8 +9,9 @@ exactly, by perturb-and-MAP in the measurement-space (Kalman) form:
 
     μ' = μ + η ξ₂,   w = (τ² I + η² A Aᵀ)⁻¹ (ỹ + τ ξ₃ − A μ'),   x_s = μ' + η² Aᵀ w.
 
-The last step conditions Tweedie's x̂0 on y the same way, with prior N(x̂0, σ̃² I) and only the
-likelihood's perturbation ξ₃ (no fresh prior noise: the unobserved directions stay at x̂0).
+The last step conditions Tweedie's x̂0 on y the same way, with prior N(x̂0, σ̃² I) (σ̃ of the level
+before the last) and only the likelihood's perturbation ξ₃: no fresh prior noise, so the directions
+A does not see stay at x̂0.
 
 Latent models see the operator through the decoder (§2): y = A(Dec(x0)) + noise. Each step then
 linearises Dec at its own x̂0, A_z = A·J, and the measurement becomes y − A(Dec(x̂0)) + A_z x̂0:
@@ -47,9 +48,10 @@ class LinearObservation:
     solve(τ², v, r) = (τ² I + v·A_z A_zᵀ)⁻¹ r.
     """
 
-    def __init__(self, operator, measurement: torch.Tensor, obs_std: float, options: SolveOptions,
+    def __init__(self, operator, measurement: torch.Tensor, obs_std: float, options: SolveOptions = SolveOptions(),
                  check_interrupt: Optional[Callable[[], None]] = None):
-        require_linear(operator)
+        if operator is not None:
+            require_linear(operator)
         self.operator, self.y = operator, measurement
         self.obs_std = max(float(obs_std), MIN_OBS_STD)
         self.options, self.check_interrupt = options, check_interrupt
