@@ -15,12 +15,14 @@ A does not see stay at x̂0.
 
 Latent models see the operator through the decoder (§2): y = A(Dec(x0)) + noise. Each step then
 linearises Dec at its own x̂0, A_z = A·J, and the measurement becomes y − A(Dec(x̂0)) + A_z x̂0:
-* `linearized`: J by a decoder finite difference, Jᵀ by a vector-Jacobian product through the decoder
-  only (never the denoiser), conjugate gradients on the composed system. Exact for linear decoders.
+* `linearized`: J v by forward-mode differentiation of the decoder (a finite difference where a kernel
+  has no forward rule), Jᵀ w by a vector-Jacobian product through the decoder only (never the
+  denoiser), conjugate gradients on the composed system. Exact for linear decoders.
 * `pixel`: no autograd. J Jᵀ ≈ κ I (κ: pixel variance per unit latent variance, probed once), so the
   system is solved in pixel space with A alone, and Jᵀ ≈ g²·J⁺ with J⁺ a finite difference of the
   encoder (g² = ‖Jξ‖²/‖ξ‖²). Exact when the decoder is an isometry up to scale; approximate otherwise.
 """
+import logging
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -29,6 +31,8 @@ import torch
 from . import operators
 from .ding import MaskObservation, _standard_normal, sample_posterior
 from .linear_gaussian import SolveStats, conjugate_gradient, solve_measurement_system
+
+log = logging.getLogger("inverse_samplers")
 
 LATENT_SOLVERS = ("linearized", "pixel")
 MIN_OBS_STD = 1e-3  # σ_y floor ([−1, 1] units): τ = 0 makes the system singular where A has zero rows
@@ -39,6 +43,7 @@ class SolveOptions:
     tolerance: float = 1e-4       # relative residual at which CG stops
     max_iterations: int = 50      # CG iterations per solve
     finite_difference: float = 0.02  # RMS size of the perturbation of finite-difference Jacobian products
+    final_iterations: int = 3     # Gauss–Newton steps of the last fit through a nonlinear decoder
 
 
 class LinearObservation:
@@ -69,12 +74,24 @@ class LinearObservation:
         return prior_draw + prior_std * prior_std * self.adjoint(w)
 
     def final(self, x0, x0_std, generator):
-        self.linearise(x0)
-        rhs = self.data_residual + self.obs_std * _standard_normal(self.data_residual, generator)
-        w = self.solve(self.obs_std ** 2, x0_std * x0_std, rhs)
-        result = x0 + x0_std * x0_std * self.adjoint(w)
+        """argmin ‖x − x̂0‖²/σ̃² + ‖A(Dec(x)) − y − σ_y ξ₃‖²/σ_y² by Gauss–Newton: one step is exact for a
+        linear decoder; a nonlinear one is re-linearised at each iterate (final_iterations)."""
+        x = x0
+        for iteration in range(self.final_iterations):
+            self.linearise(x)
+            if iteration == 0:
+                perturbation = self.obs_std * _standard_normal(self.data_residual, generator)
+                rhs = self.data_residual + perturbation
+            else:  # the model A(Dec(x)) + A_z (x' − x) of A(Dec(x')), around the current iterate
+                rhs = self.data_residual + perturbation - self.apply(x0 - x)
+            w = self.solve(self.obs_std ** 2, x0_std * x0_std, rhs)
+            x = x0 + x0_std * x0_std * self.adjoint(w)
         self.release()
-        return result
+        return x
+
+    @property
+    def final_iterations(self):
+        return self.options.final_iterations
 
     def release(self):
         """Drop what the last linearisation holds (a decoder graph, cached images)."""
@@ -92,6 +109,7 @@ class LinearObservation:
 
 class StateObservation(LinearObservation):
     """A acts on the state itself: pixel-space models, or latents through a linear map."""
+    final_iterations = 1  # linear: one Gauss–Newton step is the exact solution
 
     def linearise(self, x0):
         self.data_residual = self.y.to(x0.dtype) - self.operator.forward(x0)
@@ -133,6 +151,7 @@ class LinearisedDecoderObservation(LinearObservation):
         super().__init__(operator, measurement, obs_std, options, check_interrupt)
         self.decode = decode            # differentiable latent → pixels [−1, 1], not clamped
         self.point = self.measured = self.pixels = None
+        self.forward_mode = True
 
     def linearise(self, x0):
         self.release()
@@ -143,9 +162,21 @@ class LinearisedDecoderObservation(LinearObservation):
         self.data_residual = (self.y.to(self.measured.dtype) - self.measured.detach()).to(x0.dtype)
 
     def apply(self, v):
+        """A J v: a forward-mode Jacobian-vector product through the decoder, or, where a kernel has no
+        forward-mode rule (fused attention on some GPUs), a finite difference."""
+        point = self.point.detach()
+        if self.forward_mode:
+            try:
+                with torch.inference_mode(False):
+                    _, tangent = torch.func.jvp(self.decode, (point.clone(),), (v.detach().clone().float(),))
+                return self.operator.forward(tangent).to(v.dtype)
+            except (RuntimeError, NotImplementedError) as error:
+                self.forward_mode = False
+                log.warning("DInG restore: no forward-mode derivative through the decoder (%s); using finite "
+                            "differences", str(error).splitlines()[0][:120])
         step = _finite_difference_step(v, self.options.finite_difference)
         with torch.no_grad():
-            moved = self.decode(self.point.detach() + step * v.float())
+            moved = self.decode(point + step * v.float())
             return self.operator.forward((moved - self.pixels.detach()) / step).to(v.dtype)
 
     def adjoint(self, w):

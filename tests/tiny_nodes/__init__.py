@@ -22,12 +22,15 @@ FAMILIES = ("sd15", "sd2_v", "unet_flow", "sd3", "flux")
 CHANNELS = {"sd15": 4, "sd2_v": 4, "unet_flow": 16, "sd3": 16, "flux": 16}
 
 
-def _fill(module, seed):
+def _fill(module, seed, fan_in=False):
+    """Random weights: std 0.02, or 1/√fan-in (activations of order 1, so normalisation layers act as in a
+    trained network and the map is smooth rather than dominated by near-zero group norms)."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, param in module.named_parameters():
             if param.ndim > 1:
-                param.copy_(torch.randn(param.shape, generator=generator) * 0.02)
+                std = param[0].numel() ** -0.5 if fan_in else 0.02
+                param.copy_(torch.randn(param.shape, generator=generator) * std)
             else:
                 param.fill_(1.0 if name.endswith("weight") else 0.0)
         for buffer in module.buffers():  # checkpoint-loaded buffers (SD3's pos_embed) start as torch.empty garbage
@@ -77,7 +80,7 @@ def tiny_model(family, seed=0):
                                             offload_device=mm.unet_offload_device())
 
 
-def tiny_vae(channels, seed=0):
+def tiny_vae(channels, seed=0, fan_in=False):
     ddconfig = {"double_z": True, "z_channels": channels, "resolution": 64, "in_channels": 3, "out_ch": 3, "ch": 32,
                 "ch_mult": [1, 1, 1, 1], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0}
     logging.disable(logging.WARNING)  # random weights: ComfyUI would list every "missing" key
@@ -86,7 +89,7 @@ def tiny_vae(channels, seed=0):
     finally:
         logging.disable(logging.NOTSET)
     vae.latent_channels = channels
-    _fill(vae.first_stage_model, seed + 1)
+    _fill(vae.first_stage_model, seed + 1, fan_in)
     return vae
 
 
@@ -105,10 +108,11 @@ class TinyCheckpointLoader:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"family": (list(FAMILIES),), "seed": ("INT", {"default": 0, "min": 0})}}
+        return {"required": {"family": (list(FAMILIES),), "seed": ("INT", {"default": 0, "min": 0})},
+                "optional": {"vae_init": (["small", "fan_in"], {"default": "small"})}}
 
-    def load(self, family, seed):
-        return (tiny_model(family, seed), {"family": family}, tiny_vae(CHANNELS[family], seed))
+    def load(self, family, seed, vae_init="small"):
+        return (tiny_model(family, seed), {"family": family}, tiny_vae(CHANNELS[family], seed, vae_init == "fan_in"))
 
 
 class TinyTextEncode:
