@@ -12,7 +12,9 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 VENV=$([ -n "${COMFYUI_PATH:-}" ] && echo .venv-upstream || echo .venv)
 # What this environment is made from: this script, the pack's requirements and, upstream, the checkout's.
-stamp=$(cat scripts/setup_env.sh requirements.txt "${COMFYUI_PATH:+$COMFYUI_PATH/requirements.txt}" | sha256sum)
+sources=(scripts/setup_env.sh requirements.txt)
+[ -n "${COMFYUI_PATH:-}" ] && sources+=("$COMFYUI_PATH/requirements.txt")
+stamp=$(cat "${sources[@]}" | sha256sum)
 if [ -f "$VENV/.ready" ] && [ "$(cat "$VENV/.ready")" = "$stamp" ]; then
   exit 0
 fi
