@@ -3,6 +3,9 @@ loader, and validate / execute API prompts with ComfyUI's executor. Used by the 
 job and the benchmarks.
 
 Engine: upstream ComfyUI when COMFYUI_PATH names a checkout, else the PyPI fork `comfyui==0.0.1`.
+An upstream checkout is only read: ComfyUI's base directory (models/, custom_nodes/, input/, output/,
+temp/, user/) is a temporary folder, removed at exit, and Python's bytecode goes to sys.pycache_prefix
+(PYTHONPYCACHEPREFIX, else <venv>/pycache), so running from a read-only snapshot writes nothing into it.
 COMFYUI_GPU=1 lets ComfyUI use its GPU (the default is --cpu). EXTRA_CUSTOM_NODES (os.pathsep-separated folders) loads other packs beside this one (the benchmark's peers).
 """
 import asyncio
@@ -116,27 +119,24 @@ def _ensure_torchvision_importable():
         sys.path.insert(0, str(REPO_ROOT / "scripts" / "stubs"))
 
 
-def _custom_nodes_dir(with_test_nodes):
-    """A temporary custom_nodes folder of links to this pack (and the test pack, EXTRA_CUSTOM_NODES),
-    removed when the process exits: ComfyUI imports the pack's modules from it while the process runs."""
-    folder = Path(tempfile.mkdtemp(prefix="inverse_custom_nodes_"))
-    atexit.register(_remove_custom_nodes_dir, folder)
+def _scratch_dir(prefix):
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)   # does not follow the symlinks inside
+    return folder
+
+
+def _custom_nodes_dir(with_test_nodes, parent=None):
+    if parent is None:
+        folder = _scratch_dir("inverse_custom_nodes_")
+    else:
+        folder = parent / "custom_nodes"
+        folder.mkdir(parents=True, exist_ok=True)
     (folder / PACK_NAME).symlink_to(REPO_ROOT, target_is_directory=True)
     if with_test_nodes:
         (folder / "inverse_test_nodes").symlink_to(TEST_PACK, target_is_directory=True)
     for extra in filter(None, os.environ.get("EXTRA_CUSTOM_NODES", "").split(os.pathsep)):
         (folder / Path(extra).name).symlink_to(Path(extra).resolve(), target_is_directory=True)
     return folder
-
-
-def _remove_custom_nodes_dir(folder):
-    """Unlink the links first (never following them into the linked folders), then remove the folder."""
-    if not folder.exists():
-        return
-    for entry in folder.iterdir():
-        if entry.is_symlink():
-            entry.unlink()
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _find_pack(custom_nodes_dir):
@@ -154,14 +154,22 @@ def boot(with_test_nodes=True):
         return _ENGINE
     _ensure_torchvision_importable()
     upstream = os.environ.get("COMFYUI_PATH")
-    custom_nodes_dir = _custom_nodes_dir(with_test_nodes)
     if upstream:
+        if sys.pycache_prefix is None and not sys.dont_write_bytecode:
+            # no __pycache__ inside the checkout: bytecode goes to the venv (or the temp folder)
+            in_venv = sys.prefix != sys.base_prefix
+            sys.pycache_prefix = str(Path(sys.prefix if in_venv else tempfile.gettempdir()) / "pycache")
+        base_dir = _scratch_dir("inverse_comfy_base_")
+        custom_nodes_dir = _custom_nodes_dir(with_test_nodes, parent=base_dir)
         sys.path.insert(0, str(Path(upstream).resolve()))
         import comfy.options
         comfy.options.enable_args_parsing(False)
         import comfy.cli_args
         comfy.cli_args.args.cpu = os.environ.get("COMFYUI_GPU") != "1"
+        # --base-directory: models/, custom_nodes/, input/ (created at import), output/, temp/, user/
+        comfy.cli_args.args.base_directory = str(base_dir)
         import folder_paths
+        assert Path(folder_paths.base_path) == base_dir, "folder_paths was imported before the harness"
         folder_paths.folder_names_and_paths["custom_nodes"] = ([str(custom_nodes_dir)], set())
         import nodes
         asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
@@ -169,6 +177,7 @@ def boot(with_test_nodes=True):
         commit = _git_commit(upstream)
         name = "upstream"
     else:
+        custom_nodes_dir = _custom_nodes_dir(with_test_nodes)
         import comfy.options
         comfy.options.enable_args_parsing(False)
         import comfy.cli_args
@@ -185,8 +194,15 @@ def boot(with_test_nodes=True):
 
 
 def _git_commit(path):
-    try:
-        return subprocess.run(["git", "-C", path, "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except Exception:
-        return (Path(path) / ".git-commit").read_text().strip() if (Path(path) / ".git-commit").exists() else "unknown"
+    if (Path(path) / ".git").exists():
+        try:
+            return subprocess.run(["git", "-C", path, "rev-parse", "HEAD"], capture_output=True, text=True,
+                                  check=True).stdout.strip()
+        except Exception:
+            pass
+    version = Path(path) / "comfyui_version.py"   # a snapshot without .git (../shared/engines)
+    if version.exists():
+        for line in version.read_text().splitlines():
+            if line.startswith("__version__"):
+                return "v" + line.split("=", 1)[1].strip().strip("\"'")
+    return "unknown"

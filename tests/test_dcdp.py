@@ -78,7 +78,7 @@ def test_purification_levels_decay_linearly(pack):
 @pytest.mark.parametrize("family", ["sd15", "sd2_v", "unet_flow", "sd3", "flux"])
 def test_restore_node_on_every_family(engine, tiny, family):
     if family == "flux" and engine.name == "fork":
-        pytest.skip("the PyPI fork comfyui==0.0.1 has no Flux model; Flux runs against upstream (COMFYUI_PATH)")
+        pytest.skip("the PyPI fork comfyui==0.0.1 has no Flux model; the Flux cases run on the upstream pass")
     model, _, vae = tiny.TinyCheckpointLoader().load(family, 0)
     image, _ = tiny.TinyLoadImage().load(64, 2)
     operator = engine.nodes["InverseOperatorDownsample"]().build(2, "box")[0]

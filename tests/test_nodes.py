@@ -11,7 +11,7 @@ FAMILIES = ["sd15", "sd2_v", "unet_flow", "sd3", "flux"]
 
 def tiny_family(engine, tiny, family):
     if family == "flux" and engine.name == "fork":
-        pytest.skip("the PyPI fork comfyui==0.0.1 has no Flux model; Flux runs against upstream (COMFYUI_PATH)")
+        pytest.skip("the PyPI fork comfyui==0.0.1 has no Flux model; the Flux cases run on the upstream pass")
     return tiny.TinyCheckpointLoader().load(family, 0)
 
 

@@ -12,7 +12,7 @@ SPIN_OPTIONS = dict(warm_start_strength=0.6, warm_start_iterations=2, guided_ste
 
 def tiny_family(engine, tiny, family):
     if family == "flux" and engine.name == "fork":
-        pytest.skip("the PyPI fork comfyui==0.0.1 has no Flux model; Flux runs against upstream (COMFYUI_PATH)")
+        pytest.skip("the PyPI fork comfyui==0.0.1 has no Flux model; the Flux cases run on the upstream pass")
     return tiny.TinyCheckpointLoader().load(family, 0)
 
 
