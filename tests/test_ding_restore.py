@@ -173,6 +173,11 @@ CASES = [("identity", "inpaint", "eps"), ("identity", "motion_blur", "flow"), ("
          ("linear", "inpaint", "flow"), ("linear", "sr_x4", "eps")]
 
 
+# x4 SR of an 8x8 image measures 2x2 pixels: the posterior is one mode of three, which the step (dense or
+# not) does not single out (measured 0.61–0.83 of the prior's distance, dense the same)
+PRIOR_MARGIN = {"sr_x4": 0.9}
+
+
 @pytest.mark.parametrize("autoencoder,task,prediction", CASES)
 def test_linearized_solver_is_as_close_as_the_dense_exact_step(engine, pack, autoencoder, task, prediction):
     """Through SamplerCustom with ComfyUI's VAE class, the matrix-free step (decoder VJPs, CG) lands as
@@ -185,7 +190,7 @@ def test_linearized_solver_is_as_close_as_the_dense_exact_step(engine, pack, aut
     print(f"\n{autoencoder} {task} {prediction}: linearized {ours:.4f}, dense {dense:.4f}, prior {prior:.4f}, "
           f"floor {oracle.floor:.4f}")
     assert ours < 1.15 * dense + oracle.floor
-    assert ours < 0.6 * prior
+    assert ours < PRIOR_MARGIN.get(task, 0.6) * prior
 
 
 @pytest.mark.parametrize("prediction", ["eps", "flow"])

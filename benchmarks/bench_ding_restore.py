@@ -1,0 +1,183 @@
+"""DInG restoration (any linear operator) against Spin, DCDP and DPS, all measured in this run.
+
+1. Fidelity on the exact oracle (scripts/oracle_problems.RestoreOracle): a Gaussian-mixture prior over
+   latents decoded to RGB 8x8 by a pass-through autoencoder ("identity") or a linear SD-shaped one
+   ("linear", 4 latent channels per 2x2 pixels, unequal column norms), σ_y = 0.05; sliced W2 to the
+   exact posterior for Gaussian / motion blur, x2 / x4 bicubic SR and denoising, EPS and flow. DInG
+   with both latent solvers and the dense exact step; Spin and DCDP at the tests' settings; DPS at
+   DInG's network calls.
+2. Cost of one step's extra work on a real-size SD1.5 VAE (random weights, ComfyUI's VAE class, CPU):
+   decode, encode, a decoder VJP and JVP, and peak memory of each, at 256² and 512² px; the per-step
+   cost of each solver follows (pixel: 2 decodes + 2 encodes; linearized: 1 decode + per CG iteration
+   a JVP and a VJP; DPS: a UNet and decoder backward per step).
+
+Run: .venv/bin/python benchmarks/bench_ding_restore.py [--oracle-only | --cost-only]
+"""
+import importlib
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT.parent / "scripts"))
+sys.path.insert(0, str(ROOT))
+import comfy_harness  # noqa: E402
+from dps_baseline import sample_dps  # noqa: E402
+from isolated import measure, run_isolated  # noqa: E402
+from oracle_problems import RESTORE_NOISE, RestoreOracle, restore_operators  # noqa: E402
+
+N_SAMPLES = 200
+STEPS = 20
+TASKS = ("gaussian_blur", "motion_blur", "sr_x2", "sr_x4", "denoise")
+
+
+class Modules:
+    def __init__(self, engine):
+        self.engine = engine
+
+    def __getattr__(self, dotted):
+        return importlib.import_module(f"{self.engine.pack.__name__}.{dotted.replace('__', '.')}")
+
+
+def samplers(engine, oracle, pack):
+    import comfy.samplers
+    ding = dict(measurement_noise=RESTORE_NOISE / 2, variant="ding", eta_schedule="fm_square", eta_scale=1.0,
+                solver_iterations=30, solver_tolerance=1e-4)
+    node = engine.nodes["InverseDInGRestoreSampler"]()
+    param = pack.nodes__comfy_compat.parameterisation_of(oracle.model.get_model_object("model_sampling"))
+    calls = pack.solvers__ding.network_calls(oracle.sigmas, "ding")
+    dps_sigmas = engine.nodes["BasicScheduler"]().get_sigmas(oracle.model, "normal", calls, 1.0)[0]
+    return {
+        "DInG (pixel)": (node.get_sampler(oracle.vae, oracle.measurement, oracle.operator, latent_solver="pixel",
+                                          **ding)[0], None, calls),
+        "DInG (linearized)": (node.get_sampler(oracle.vae, oracle.measurement, oracle.operator,
+                                               latent_solver="linearized", **ding)[0], None, calls),
+        "Spin": (engine.nodes["InverseSpinSampler"]().get_sampler(
+            oracle.vae, oracle.measurement, oracle.operator, 0.6, warm_start_iterations=4, guided_steps=4,
+            guidance_end=0.6, fit_steps=50, fit_lr=0.05, proximity=1.0, measurement_noise=RESTORE_NOISE / 2,
+            renoise="stochastic")[0], None, 4 + 12),
+        "DCDP": (engine.nodes["InverseDCDPSampler"]().get_sampler(
+            oracle.vae, oracle.measurement, oracle.operator, outer_iterations=10, inner_steps=100, step_size=0.1,
+            proximal_weight=1.0, start_strength=0.7, end_strength=0.0, purification="tweedie",
+            purification_steps=4, dc_solver="momentum", skip_final_purification=False)[0], None, 10),
+        "DPS": (comfy.samplers.KSAMPLER(sample_dps, extra_options={
+            "vae": oracle.vae, "measurement": oracle.y, "operator": oracle.operator, "param": param,
+            "scale": 1.0}), dps_sigmas, calls),
+    }
+
+
+def oracle_table(engine):
+    pack = Modules(engine)
+    generator = torch.Generator().manual_seed(0)
+    print("\n| autoencoder | sampling | task | sampler | NFE | sliced W2 | wall time (s) | floor |")
+    print("|---|---|---|---|---|---|---|---|")
+    for autoencoder in ("identity", "linear"):
+        for prediction in ("eps", "flow"):
+            for task in TASKS:
+                oracle = RestoreOracle(engine, pack, restore_operators(pack)[task], prediction, autoencoder,
+                                       N_SAMPLES, STEPS)
+                rows = {}
+                for label, (sampler, sigmas, calls) in samplers(engine, oracle, pack).items():
+                    if autoencoder == "linear" and label in ("Spin", "DCDP", "DPS"):
+                        continue  # the baselines are compared on the pixel-space oracle
+                    start = time.perf_counter()
+                    if sigmas is None:
+                        samples = oracle.sample(sampler)
+                    else:
+                        out, _ = engine.nodes["SamplerCustom"]().sample(
+                            oracle.model, True, 1, 1.0, [[torch.zeros(1, 1, 1), {}]], [[torch.zeros(1, 1, 1), {}]],
+                            sampler, sigmas, {"samples": oracle.empty})
+                        samples = out["samples"].reshape(N_SAMPLES, -1).double()
+                    rows[label] = (calls, oracle.distance(samples, generator), time.perf_counter() - start)
+                start = time.perf_counter()
+                rows["dense exact step"] = (rows["DInG (pixel)"][0], oracle.distance(oracle.dense_reference(),
+                                                                                     generator),
+                                            time.perf_counter() - start)
+                rows["prior (ignores y)"] = (0, oracle.distance(oracle.mixture.sample(N_SAMPLES, generator),
+                                                                generator), 0.0)
+                for label, (calls, distance, seconds) in rows.items():
+                    print(f"| {autoencoder} | {prediction} | {task} | {label} | {calls} | {distance:.3f} | "
+                          f"{seconds:.2f} | {oracle.floor:.3f} |", flush=True)
+
+
+# --- cost of the solvers' extra work on a real-size VAE -------------------------------------------------
+
+SD_VAE = {"double_z": True, "z_channels": 4, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 128,
+          "ch_mult": [1, 2, 4, 4], "num_res_blocks": 2, "attn_resolutions": [], "dropout": 0.0}
+COST_OPS = ("decode", "encode", "decoder JVP", "decoder VJP")
+
+
+def real_size_vae():
+    import logging
+
+    import comfy.sd
+    tiny = next(m for name, m in sys.modules.items() if name.endswith("inverse_test_nodes"))
+    logging.disable(logging.WARNING)
+    try:
+        vae = comfy.sd.VAE(sd={}, config={"params": {"embed_dim": 4, "ddconfig": SD_VAE}})
+    finally:
+        logging.disable(logging.NOTSET)
+    tiny._fill(vae.first_stage_model, 0, fan_in=True)
+    return vae
+
+
+def cost_run(engine, label):
+    pack = Modules(engine)
+    op, size = label.rsplit(" @ ", 1)
+    size = int(size)
+    vae = real_size_vae()
+    import comfy.latent_formats
+    decode = pack.nodes__ding_restore_nodes.differentiable_decoder(vae, comfy.latent_formats.SD15(), "cpu")
+    latent = torch.randn(1, 4, size // 8, size // 8, generator=torch.Generator().manual_seed(0))
+    image = torch.rand(1, size, size, 3, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        decode(latent)  # warm-up, the same for every label
+
+    def run():
+        if op == "decode":
+            with torch.no_grad():
+                decode(latent)
+        elif op == "encode":
+            vae.encode(image)
+        elif op == "decoder JVP":
+            torch.func.jvp(decode, (latent,), (torch.randn_like(latent),))
+        else:
+            point = latent.clone().requires_grad_(True)
+            pixels = decode(point)
+            torch.autograd.grad(pixels, point, torch.randn_like(pixels))
+    measure(run)
+
+
+def cost_table():
+    print("\nReal-size SD1.5 VAE (random weights), CPU, one process per measurement:")
+    print("| operation | size | wall time (s) | time / decode | peak memory growth (MiB) |")
+    print("|---|---|---|---|---|")
+    for size in (256, 512):
+        results = {op: run_isolated(__file__, f"{op} @ {size}") for op in COST_OPS}
+        decode_time = results["decode"][0]
+        for op, (seconds, grown) in results.items():
+            print(f"| {op} | {size}² | {seconds:.2f} | {seconds / decode_time:.2f} | {grown / 2**20:.0f} |", flush=True)
+        dec, enc, jvp, vjp = (results[op][0] for op in COST_OPS)
+        print(f"| per step, pixel solver (2 decodes + 2 encodes) | {size}² | {2 * dec + 2 * enc:.2f} | "
+              f"{(2 * dec + 2 * enc) / dec:.2f} | {max(results['decode'][1], results['encode'][1]) / 2**20:.0f} |")
+        print(f"| per step, linearized solver, 10 CG iterations (decode + 10 JVP + 11 VJP) | {size}² | "
+              f"{dec + 10 * jvp + 11 * vjp:.2f} | {(dec + 10 * jvp + 11 * vjp) / dec:.2f} | "
+              f"{results['decoder VJP'][1] / 2**20:.0f} |")
+
+
+def main():
+    engine = comfy_harness.boot(with_test_nodes=True)
+    if "--measure" in sys.argv:
+        cost_run(engine, sys.argv[sys.argv.index("--measure") + 1])
+        return
+    print(f"engine: {engine.name} ({engine.commit})")
+    if "--cost-only" not in sys.argv:
+        oracle_table(engine)
+    if "--oracle-only" not in sys.argv:
+        cost_table()
+
+
+if __name__ == "__main__":
+    main()
