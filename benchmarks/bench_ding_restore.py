@@ -7,7 +7,7 @@
    with both latent solvers and the dense exact step; Spin and DCDP at the tests' settings; DPS at
    DInG's network calls.
 2. Cost of one step's extra work on a real-size SD1.5 VAE (random weights, ComfyUI's VAE class, CPU):
-   decode, encode, a decoder VJP and JVP, and peak memory of each, at 256² and 512² px; the per-step
+   decode, encode, a decoder VJP and JVP, and peak memory of each, at 256² px; the per-step
    cost of each solver follows (pixel: 2 decodes + 2 encodes; linearized: 1 decode + per CG iteration
    a JVP and a VJP; DPS: a UNet and decoder backward per step).
 
@@ -154,7 +154,7 @@ def cost_table():
     print("\nReal-size SD1.5 VAE (random weights), CPU, one process per measurement:")
     print("| operation | size | wall time (s) | time / decode | peak memory growth (MiB) |")
     print("|---|---|---|---|---|")
-    for size in (256, 512):
+    for size in (256,):  # 512² forward-mode JVP needs ~30 GB on the CPU, more than CI machines have
         results = {op: run_isolated(__file__, f"{op} @ {size}") for op in COST_OPS}
         decode_time = results["decode"][0]
         for op, (seconds, grown) in results.items():
