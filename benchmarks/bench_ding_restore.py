@@ -13,7 +13,6 @@
 
 Run: .venv/bin/python benchmarks/bench_ding_restore.py [--oracle-only | --cost-only]
 """
-import importlib
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent / "scripts"))
 sys.path.insert(0, str(ROOT))
 import comfy_harness  # noqa: E402
+from bench_spin import Modules  # noqa: E402
 from dps_baseline import sample_dps  # noqa: E402
 from isolated import measure, run_isolated  # noqa: E402
 from oracle_problems import RESTORE_NOISE, RestoreOracle, restore_operators  # noqa: E402
@@ -31,14 +31,6 @@ from oracle_problems import RESTORE_NOISE, RestoreOracle, restore_operators  # n
 N_SAMPLES = 200
 STEPS = 20
 TASKS = ("gaussian_blur", "motion_blur", "sr_x2", "sr_x4", "denoise")
-
-
-class Modules:
-    def __init__(self, engine):
-        self.engine = engine
-
-    def __getattr__(self, dotted):
-        return importlib.import_module(f"{self.engine.pack.__name__}.{dotted.replace('__', '.')}")
 
 
 def samplers(engine, oracle, pack):
