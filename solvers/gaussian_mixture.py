@@ -125,15 +125,12 @@ def fit_lowrank_mixture(data: torch.Tensor, n_components: int, rank: int, genera
     weights, means, bases, basis_vars, iso_vars = [], [], [], [], []
     for k in range(n_components):
         members = data[labels == k]
-        centred = members - members.mean(0)
-        _, singular, vh = torch.linalg.svd(centred, full_matrices=False)
-        eigvals = singular ** 2 / max(len(members) - 1, 1)
-        kept = min(rank, len(eigvals))
-        residual_var = max((eigvals[kept:].sum() / (data.shape[1] - kept)).item(), min_var)
+        principal, eigvals, residual_var = _cluster_pca(members, rank, min_var)
+        kept = principal.shape[1]
         basis = torch.zeros(data.shape[1], rank, dtype=torch.float64)
         basis_var = torch.zeros(rank, dtype=torch.float64)
-        basis[:, :kept] = vh[:kept].T
-        basis_var[:kept] = (eigvals[:kept] - residual_var).clamp_min(0.0)
+        basis[:, :kept] = principal
+        basis_var[:kept] = (eigvals - residual_var).clamp_min(0.0)
         weights.append(len(members) / len(data))
         means.append(members.mean(0))
         bases.append(basis)
@@ -150,13 +147,8 @@ def _fit_correlated_residual(data, n_components, rank, generator, iterations, mi
     weights, means, bases, basis_vars = [], [], [], []
     for k in range(n_components):
         members = data[labels == k]
-        centred = members - members.mean(0)
-        _, singular, vh = torch.linalg.svd(centred, full_matrices=False)
-        eigvals = singular ** 2 / max(len(members) - 1, 1)
-        kept = min(rank, len(eigvals))
-        residual_var = max((eigvals[kept:].sum() / (data.shape[1] - kept)).item(), min_var)
-        principal = vh[:kept].T
-        cov = (principal * (eigvals[:kept] - residual_var).clamp_min(0.0)) @ principal.T + residual_var * correlation
+        principal, eigvals, residual_var = _cluster_pca(members, rank, min_var)
+        cov = (principal * (eigvals - residual_var).clamp_min(0.0)) @ principal.T + residual_var * correlation
         eigvals_full, eigvecs = torch.linalg.eigh(0.5 * (cov + cov.T))
         weights.append(len(members) / len(data))
         means.append(members.mean(0))
@@ -164,6 +156,17 @@ def _fit_correlated_residual(data, n_components, rank, generator, iterations, mi
         basis_vars.append((eigvals_full - min_var).clamp_min(0.0))
     return GaussianMixture(torch.tensor(weights, dtype=torch.float64), torch.stack(means), torch.stack(bases),
                            torch.stack(basis_vars), torch.full((n_components,), min_var, dtype=torch.float64))
+
+
+def _cluster_pca(members, rank, min_var):
+    """The cluster's top-`rank` principal directions [d, kept], their variances, and the mean variance
+    left over per remaining dimension (at least min_var)."""
+    centred = members - members.mean(0)
+    _, singular, vh = torch.linalg.svd(centred, full_matrices=False)
+    eigvals = singular ** 2 / max(len(members) - 1, 1)
+    kept = min(rank, len(eigvals))
+    residual_var = max((eigvals[kept:].sum() / (members.shape[1] - kept)).item(), min_var)
+    return vh[:kept].T, eigvals[:kept], residual_var
 
 
 def gaussian_kernel_correlation(height: int, width: int, length: float) -> torch.Tensor:
