@@ -67,7 +67,8 @@ class LinearObservation:
         self.linearise(x0)
         prior_draw = prior_mean + prior_std * _standard_normal(prior_mean, generator)
         tau = signal * self.obs_std
-        # ỹ + τξ₃ − A_z μ', with ỹ = a_s·y + b_s·A_z ε̂_z and A_z x̂0 = A(Dec(x̂0)) − (y − residual)
+        # ỹ + τξ₃ − A_z μ' with ỹ = a_s·y + b_s·A_z ε̂_z, written around the linearisation point x̂0,
+        # where A(Dec(x̂0)) = y − data_residual
         rhs = (signal * self.data_residual + self.apply(signal * x0 + noise * noise_guess - prior_draw)
                + tau * _standard_normal(self.data_residual, generator))
         w = self.solve(tau * tau, prior_std * prior_std, rhs)
