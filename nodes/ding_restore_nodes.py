@@ -23,7 +23,7 @@ def ding_restore_options_inputs():
         "latent_solver": (list(ding_restore.LATENT_SOLVERS), {"default": "pixel", "tooltip":
                           "How the operator reaches the latent. pixel: no autograd, 2 decodes + 2 encodes per "
                           "step, approximate for real VAEs. linearized: exact for linear decoders, a decoder "
-                          "vector-Jacobian product per solver iteration (slower, more memory)."}),
+                          "Jacobian-vector and vector-Jacobian product per solver iteration (slower, more memory)."}),
         "solver_iterations": ("INT", {"default": 30, "min": 1, "max": 1000, "tooltip":
                               "Most conjugate-gradient iterations per step (blur, bicubic SR, linearized)."}),
         "solver_tolerance": ("FLOAT", {"default": 1e-4, "min": 1e-8, "max": 0.1, "step": 1e-5, "tooltip":
