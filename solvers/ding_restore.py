@@ -97,6 +97,13 @@ class LinearObservation:
     def release(self):
         """Drop what the last linearisation holds (a decoder graph, cached images)."""
 
+    def _pixel_solve(self, noise_var, prior_var, rhs):
+        """(τ² I + v·A Aᵀ)⁻¹ rhs with the pixel-space operator alone (closed form or CG)."""
+        return solve_measurement_system(self.operator, noise_var, prior_var, rhs, self.stats,
+                                        tolerance=self.options.tolerance,
+                                        max_iterations=self.options.max_iterations,
+                                        check_interrupt=self.check_interrupt)
+
     def _conjugate_gradient(self, noise_var, prior_var, rhs):
         """CG on the composed system, its vectors in float64 (the decoder runs in its own dtype)."""
         def system(w):
@@ -122,10 +129,7 @@ class StateObservation(LinearObservation):
         return self.operator.adjoint(w)
 
     def solve(self, noise_var, prior_var, rhs):
-        return solve_measurement_system(self.operator, noise_var, prior_var, rhs, self.stats,
-                                        tolerance=self.options.tolerance,
-                                        max_iterations=self.options.max_iterations,
-                                        check_interrupt=self.check_interrupt)
+        return self._pixel_solve(noise_var, prior_var, rhs)
 
 
 def _finite_difference_step(direction: torch.Tensor, size: float) -> torch.Tensor:
@@ -135,18 +139,25 @@ def _finite_difference_step(direction: torch.Tensor, size: float) -> torch.Tenso
     return step.view(-1, *([1] * (direction.ndim - 1)))
 
 
+def _decoder_difference(decode, point, pixels, direction, size):
+    """(Dec(point + h·direction) − Dec(point))/h with RMS(h·direction) = size: J·direction by a finite
+    difference, `pixels` being Dec(point)."""
+    step = _finite_difference_step(direction, size)
+    return (decode(point + step * direction) - pixels) / step
+
+
 def probe_pixel_gain(decode, point, pixels, size):
     """(κ, g²) of the decoder at `point` from one random finite difference: g² = ‖Jξ‖²/‖ξ‖², and
     κ = g²·(latent size / pixel size), the pixel variance per unit latent variance."""
     probe = torch.randn(point.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float32).to(point)
-    step = _finite_difference_step(probe, size)
-    image = (decode(point + step * probe) - pixels) / step
+    image = _decoder_difference(decode, point, pixels, probe, size)
     squared_gain = float(image.square().sum() / probe.square().sum())
     return squared_gain * probe[0].numel() / image[0].numel(), squared_gain
 
 
 class LinearisedDecoderObservation(LinearObservation):
-    """A_z = A·J at x̂0: J v by a decoder finite difference, Jᵀ by a VJP through the decoder (only)."""
+    """A_z = A·J at x̂0: J v by forward-mode differentiation of the decoder (finite difference as a
+    fallback), Jᵀ w by a VJP through the decoder only."""
 
     def __init__(self, operator, measurement, obs_std, options, decode: Callable, check_interrupt=None):
         super().__init__(operator, measurement, obs_std, options, check_interrupt)
@@ -175,10 +186,10 @@ class LinearisedDecoderObservation(LinearObservation):
                 self.forward_mode = False
                 log.warning("DInG restore: no forward-mode derivative through the decoder (%s); using finite "
                             "differences", str(error).splitlines()[0][:120])
-        step = _finite_difference_step(v, self.options.finite_difference)
         with torch.no_grad():
-            moved = self.decode(point + step * v.float())
-            return self.operator.forward((moved - self.pixels.detach()) / step).to(v.dtype)
+            tangent = _decoder_difference(self.decode, point, self.pixels.detach(), v.float(),
+                                          self.options.finite_difference)
+        return self.operator.forward(tangent).to(v.dtype)
 
     def adjoint(self, w):
         with torch.inference_mode(False), torch.enable_grad():
@@ -211,8 +222,8 @@ class DecoderGainObservation(LinearObservation):
         self.data_residual = (self.y.to(self.pixels.dtype) - self.operator.forward(self.pixels)).to(x0.dtype)
 
     def apply(self, v):
-        step = _finite_difference_step(v, self.options.finite_difference)
-        return self.operator.forward((self.decode(self.point + step * v) - self.pixels) / step).to(v.dtype)
+        tangent = _decoder_difference(self.decode, self.point, self.pixels, v, self.options.finite_difference)
+        return self.operator.forward(tangent).to(v.dtype)
 
     def adjoint(self, w):
         back = self.operator.adjoint(w.to(self.pixels.dtype))
@@ -222,10 +233,7 @@ class DecoderGainObservation(LinearObservation):
         return (self.squared_gain * (self.encode(self.pixels + step * back) - self.encoded) / step).to(w.dtype)
 
     def solve(self, noise_var, prior_var, rhs):
-        return solve_measurement_system(self.operator, noise_var, self.pixel_gain * prior_var, rhs, self.stats,
-                                        tolerance=self.options.tolerance,
-                                        max_iterations=self.options.max_iterations,
-                                        check_interrupt=self.check_interrupt)
+        return self._pixel_solve(noise_var, self.pixel_gain * prior_var, rhs)
 
     def release(self):
         self.point = self.pixels = self.encoded = None
