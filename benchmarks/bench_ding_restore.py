@@ -4,7 +4,7 @@
    latents decoded to RGB 8x8 by a pass-through autoencoder ("identity") or a linear SD-shaped one
    ("linear", 4 latent channels per 2x2 pixels, unequal column norms), σ_y = 0.05; sliced W2 to the
    exact posterior for Gaussian / motion blur, x2 / x4 bicubic SR and denoising, EPS and flow. DInG
-   with both latent solvers and the dense exact step; Spin and DCDP at the tests' settings; DPS at
+   with both latent solvers and the dense exact step; Spin and DCDP at the nodes' defaults; DPS at
    DInG's network calls.
 2. Cost of one step's extra work on a real-size SD1.5 VAE (random weights, ComfyUI's VAE class, CPU):
    decode, encode, a decoder VJP and JVP, and peak memory of each, at 256² px; the per-step
@@ -26,7 +26,7 @@ import comfy_harness  # noqa: E402
 from bench_spin import Modules  # noqa: E402
 from dps_baseline import sample_dps  # noqa: E402
 from isolated import measure, run_isolated  # noqa: E402
-from oracle_problems import RESTORE_NOISE, RestoreOracle, restore_operators  # noqa: E402
+from oracle_problems import RESTORE_NOISE, RestoreOracle, node_defaults, restore_operators  # noqa: E402
 
 N_SAMPLES = 200
 STEPS = 20
@@ -41,19 +41,22 @@ def samplers(engine, oracle, pack):
     param = pack.nodes__comfy_compat.parameterisation_of(oracle.model.get_model_object("model_sampling"))
     calls = pack.solvers__ding.network_calls(oracle.sigmas, "ding")
     dps_sigmas = engine.nodes["BasicScheduler"]().get_sigmas(oracle.model, "normal", calls, 1.0)[0]
+    # Spin and DCDP at the nodes' defaults (chosen by benchmarks/sweep_spin_dcdp.py), σ_y given to Spin
+    spin_knobs = dict(node_defaults(engine.nodes["InverseSpinSampler"]), measurement_noise=RESTORE_NOISE / 2)
+    spin_options = {k: v for k, v in spin_knobs.items() if k != "warm_start_strength"}
+    spin_sigmas = pack.nodes__spin_nodes.warm_start_sigmas(oracle.sigmas, spin_knobs["warm_start_strength"])
+    dcdp_knobs = node_defaults(engine.nodes["InverseDCDPSampler"])
     return {
         "DInG (pixel)": (node.get_sampler(oracle.vae, oracle.measurement, oracle.operator, latent_solver="pixel",
                                           **ding)[0], None, calls),
         "DInG (linearized)": (node.get_sampler(oracle.vae, oracle.measurement, oracle.operator,
                                                latent_solver="linearized", **ding)[0], None, calls),
         "Spin": (engine.nodes["InverseSpinSampler"]().get_sampler(
-            oracle.vae, oracle.measurement, oracle.operator, 0.6, warm_start_iterations=4, guided_steps=4,
-            guidance_end=0.6, fit_steps=50, fit_lr=0.05, proximity=1.0, measurement_noise=RESTORE_NOISE / 2,
-            renoise="stochastic")[0], None, 4 + 12),
+            oracle.vae, oracle.measurement, oracle.operator, **spin_knobs)[0], None,
+            pack.solvers__spin.network_calls(spin_sigmas, pack.nodes__spin_nodes.spin_options(**spin_options))),
         "DCDP": (engine.nodes["InverseDCDPSampler"]().get_sampler(
-            oracle.vae, oracle.measurement, oracle.operator, outer_iterations=10, inner_steps=100, step_size=0.1,
-            proximal_weight=1.0, start_strength=0.7, end_strength=0.0, purification="tweedie",
-            purification_steps=4, dc_solver="momentum", skip_final_purification=False)[0], None, 10),
+            oracle.vae, oracle.measurement, oracle.operator, **dcdp_knobs)[0], None,
+            pack.solvers__dcdp.network_calls(pack.solvers__dcdp.DCDPOptions(**dcdp_knobs), oracle.sigmas)),
         "DPS": (comfy.samplers.KSAMPLER(sample_dps, extra_options={
             "vae": oracle.vae, "measurement": oracle.y, "operator": oracle.operator, "param": param,
             "scale": 1.0}), dps_sigmas, calls),

@@ -5,6 +5,7 @@ import comfy.samplers
 import torch
 
 from ..solvers import dcdp
+from ..solvers.linear_gaussian import SolveStats
 from . import comfy_compat, inputs, sockets
 from .operator_nodes import OPERATOR
 from .restoration import RestorationCall, check_schedule, restored_latent, sample_restoration
@@ -30,14 +31,23 @@ def dcdp_options_inputs():
                          "tweedie: 1 network call per round. ode: purification_steps calls (1-4 for LCM/Turbo/Lightning)."}),
         "purification_steps": ("INT", {"default": 4, "min": 1, "max": 50, "tooltip":
                                "Network calls of each ode purification (ignored by tweedie): 1-4 for few-step models."}),
-        "dc_solver": (list(dcdp.DC_SOLVERS), {"default": "momentum", "tooltip":
-                      "momentum: the paper's gradient steps, any operator. cg: conjugate gradients, linear operators."}),
+        "dc_solver": (list(dcdp.DC_SOLVERS), {"default": "auto", "tooltip":
+                      "auto: the exact fit for linear operators (closed form or conjugate gradients), momentum for "
+                      "nonlinear ones. cg: exact, linear operators only. momentum: the paper's gradient steps, any "
+                      "operator (stopping early acts as a regulariser)."}),
         "skip_final_purification": ("BOOLEAN", {"default": False, "tooltip":
                                     "End on the last fit (the authors' advice for noiseless measurements)."}),
+        "tolerance": ("FLOAT", {"default": 1e-3, "min": 0.0, "max": 1.0, "step": 0.0001, "tooltip":
+                      "A fit stops once its gradient is this share of where it started (relative residual; info "
+                      "reports the worst reached). 0 runs every inner step."}),
     }
 
 
-def run_dcdp(model, x, sigmas, extra_args, callback, vae, measurement, operator, options):
+def fit_iteration_name(operator, options):
+    return "CG iterations" if dcdp.uses_exact_fit(operator, options) else "momentum steps"
+
+
+def run_dcdp(model, x, sigmas, extra_args, callback, vae, measurement, operator, options, stats=None):
     """Shared by both forms: returns (pixels in [−1, 1], last purified latent or None)."""
     check_schedule(sigmas, "every purification level of DCDP would collapse to the largest noise level (sigma_max), "
                    "discarding each fit", "e.g. BasicScheduler with 20 steps: the SIGMAS only place the purification "
@@ -51,19 +61,23 @@ def run_dcdp(model, x, sigmas, extra_args, callback, vae, measurement, operator,
             step = min(len(sigmas) - 2, (k + 1) * (len(sigmas) - 1) // options.outer_iterations - 1)
             callback({"x": latent, "i": step, "sigma": sigma, "sigma_hat": sigma, "denoised": x0})
 
-    return dcdp.sample_dcdp(call.denoise, call.codec.decode, call.codec.encode, operator, call.y, sigmas, call.param,
-                            call.generator(), options, callback=report,
-                            check_interrupt=comfy_compat.check_interrupt), call.codec
+    stats = SolveStats() if stats is None else stats
+    result = dcdp.sample_dcdp(call.denoise, call.codec.decode, call.codec.encode, operator, call.y, sigmas, call.param,
+                              call.generator(), options, callback=report,
+                              check_interrupt=comfy_compat.check_interrupt, stats=stats)
+    log.info("DCDP fits: %s", stats.describe(fit_iteration_name(operator, options)))
+    return result, call.codec
 
 
 @torch.no_grad()
 def sample_dcdp_comfy(model, x, sigmas, extra_args=None, callback=None, disable=None, *, vae, measurement, operator,
-                      options, final_pixels=None):
+                      options, final_pixels=None, stats=None):
     """KSAMPLER contract; the sigmas only supply the purification levels. Returns the last purified
     latent, or the encoding of the final fit when the final purification is skipped. A dict passed
     as final_pixels receives the final image itself (the all-in-one node returns it, saving a VAE
-    round trip)."""
-    (pixels, latent), codec = run_dcdp(model, x, sigmas, extra_args, callback, vae, measurement, operator, options)
+    round trip); a SolveStats passed as stats receives every fit's iterations and relative residual."""
+    (pixels, latent), codec = run_dcdp(model, x, sigmas, extra_args, callback, vae, measurement, operator, options,
+                                       stats)
     if final_pixels is not None:
         final_pixels["pixels"] = pixels
     return latent if latent is not None else codec.encode(pixels)
@@ -100,7 +114,8 @@ class DCDPRestore:
     RETURN_TYPES = ("IMAGE", "STRING")
     RETURN_NAMES = ("image", "info")
     OUTPUT_TOOLTIPS = ("The restored image, at the operator's input size.",
-                       "Rounds and network calls of the run (connect Preview Any to read it).")
+                       "Rounds, network calls and how far the fits got (relative residual) "
+                       "(connect Preview Any to read it).")
     FUNCTION = "restore"
 
     @classmethod
@@ -117,12 +132,14 @@ class DCDPRestore:
         settings = dcdp.check_options(dcdp.DCDPOptions(**options))
         latent = restored_latent(model, vae, measurement, operator)
         sigmas = comfy_compat.compute_sigmas(model, scheduler, steps, 1.0)
-        final = {}
+        final, stats = {}, SolveStats()
         sampler = comfy.samplers.KSAMPLER(sample_dcdp_comfy, extra_options={
-            "vae": vae, "measurement": measurement, "operator": operator, "options": settings, "final_pixels": final})
+            "vae": vae, "measurement": measurement, "operator": operator, "options": settings, "final_pixels": final,
+            "stats": stats})
         sample_restoration(model, sampler, sigmas, positive, negative, cfg, latent, seed)
         info = (f"DCDP ({operator.describe()}): {settings.outer_iterations} rounds, "
-                f"{dcdp.network_calls(settings, sigmas)} network calls")
+                f"{dcdp.network_calls(settings, sigmas)} network calls; "
+                f"fits: {stats.describe(fit_iteration_name(operator, settings))}")
         return (pixels_to_image(final["pixels"]), info)
 
 

@@ -5,6 +5,7 @@ import comfy.samplers
 import torch
 
 from ..solvers import spin
+from ..solvers.linear_gaussian import SolveStats
 from . import comfy_compat, inputs, sockets, vae_bridge
 from .operator_nodes import OPERATOR
 from .restoration import RestorationCall, check_schedule, restored_latent, sample_restoration
@@ -14,33 +15,50 @@ log = logging.getLogger("inverse_samplers")
 
 def spin_options_inputs():
     return {
-        "warm_start_strength": ("FLOAT", {"default": 0.6, "min": 0.05, "max": 1.0, "step": 0.01, "tooltip":
+        "warm_start_strength": ("FLOAT", {"default": 0.45, "min": 0.05, "max": 1.0, "step": 0.01, "tooltip":
                                 "Where the warm start sits (t*): the share of the schedule still to run, like denoise."}),
-        "warm_start_iterations": ("INT", {"default": 4, "min": 0, "max": 50, "tooltip":
-                                  "Denoise → decode → fit → encode → re-noise rounds at t* (1 network call each)."}),
-        "guided_steps": ("INT", {"default": 4, "min": 0, "max": 100, "tooltip": "How many reverse steps get the correction."}),
+        "warm_start_iterations": ("INT", {"default": 0, "min": 0, "max": 50, "tooltip":
+                                  "Denoise → decode → fit → encode → re-noise rounds at t* (1 network call each). 0 starts "
+                                  "from the noised y-based guess alone: in the pack's sweep, rounds added nothing once "
+                                  "8 steps are guided; try 2-4 on hard images."}),
+        "guided_steps": ("INT", {"default": 8, "min": 0, "max": 100, "tooltip": "How many reverse steps get the correction."}),
         "guidance_end": ("FLOAT", {"default": 0.6, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip":
                          "Guided steps are spread over this first share of the reverse steps (none near the end)."}),
-        "fit_steps": ("INT", {"default": 50, "min": 1, "max": 1000, "tooltip": "Adam steps of each pixel-space fit."}),
+        "fit_steps": ("INT", {"default": 50, "min": 1, "max": 1000, "tooltip":
+                      "Most iterations of each pixel-space fit (CG iterations or Adam steps); a fit stops earlier "
+                      "once it meets fit_tolerance."}),
         "fit_lr": ("FLOAT", {"default": 0.05, "min": 0.0001, "max": 1.0, "step": 0.0001, "tooltip":
-                   "Adam learning rate of the fit, in pixel units ([-1, 1] images): raise it if fits stop short of "
-                   "the measurement, lower it if they overshoot."}),
-        "proximity": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 100.0, "step": 0.01, "tooltip":
+                   "Adam learning rate of the fit, in pixel units ([-1, 1] images); used by the adam solver only "
+                   "(auto uses it for nonlinear operators). Raise it if fits stop short, lower it if they overshoot."}),
+        "proximity": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 100.0, "step": 0.01, "tooltip":
                       "Scale of the allowed distance to the decoded estimate (0 = no proximity term)."}),
         "measurement_noise": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 0.5, "step": 0.001, "tooltip":
                               "Noise std of the measurement in pixel units (0..1); see Estimate Noise Level."}),
-        "renoise": (["stochastic", "deterministic"], {"default": "stochastic", "tooltip":
-                    "After a correction, re-noise with fresh noise (stochastic, the paper's choice) or with the "
-                    "model's own noise estimate (deterministic, DDIM-like: smoother, less diverse)."}),
+        "renoise": (["stochastic", "deterministic"], {"default": "deterministic", "tooltip":
+                    "After a correction, re-noise with the model's own noise estimate (deterministic, DDIM-like; "
+                    "closest to the posterior in the pack's sweep) or with fresh noise (stochastic, the paper's "
+                    "reading)."}),
+        "fit_solver": (list(spin.FIT_SOLVERS), {"default": "auto", "tooltip":
+                       "auto: the exact fit for linear operators (closed form or conjugate gradients), Adam for "
+                       "nonlinear ones. cg: exact, linear operators only. adam: gradient steps for any operator."}),
+        "fit_tolerance": ("FLOAT", {"default": 1e-3, "min": 0.0, "max": 1.0, "step": 0.0001, "tooltip":
+                          "A fit stops once its gradient is this share of where it started (relative residual; "
+                          "info reports the worst reached). 0 runs every fit_steps."}),
     }
 
 
 def spin_options(warm_start_iterations, guided_steps, guidance_end, fit_steps, fit_lr, proximity,
-                 measurement_noise, renoise):
+                 measurement_noise, renoise, fit_solver="auto", fit_tolerance=1e-3):
+    if fit_solver not in spin.FIT_SOLVERS:
+        raise ValueError(f"fit_solver: expected one of {spin.FIT_SOLVERS}, got {fit_solver!r}")
     return spin.SpinOptions(warm_start_iterations=warm_start_iterations, guided_steps=guided_steps,
-                            guidance_window=(0.0, guidance_end), fit_steps=fit_steps, fit_lr=fit_lr,
-                            proximity=proximity, obs_std=2.0 * measurement_noise,
-                            stochastic_renoise=renoise == "stochastic")
+                            guidance_window=(0.0, guidance_end), fit_solver=fit_solver, fit_steps=fit_steps,
+                            fit_lr=fit_lr, fit_tolerance=fit_tolerance, proximity=proximity,
+                            obs_std=2.0 * measurement_noise, stochastic_renoise=renoise == "stochastic")
+
+
+def fit_iteration_name(operator, options):
+    return "CG iterations" if spin.uses_exact_fit(operator, options) else "Adam steps"
 
 
 def warm_start_sigmas(sigmas, strength):
@@ -58,8 +76,9 @@ def warn_if_nothing_is_guided(run_steps, options):
 
 @torch.no_grad()  # no graph through the model or the VAE, whatever mode the caller is in (the fit enables its own)
 def sample_spin_comfy(model, x, sigmas, extra_args=None, callback=None, disable=None, *, vae, measurement, operator,
-                      strength, options):
-    """KSAMPLER contract: Spin starts from its own y-based warm start, so x only gives the shape."""
+                      strength, options, stats=None):
+    """KSAMPLER contract: Spin starts from its own y-based warm start, so x only gives the shape. A
+    SolveStats passed as stats receives every fit's iterations and relative residual."""
     check_schedule(sigmas, "Spin's warm start would sit at the largest noise level (sigma_max) and no reverse step "
                    "would get a correction", "e.g. BasicScheduler with 10-30 steps (warm_start_strength then picks t* "
                    "inside it)")
@@ -67,8 +86,9 @@ def sample_spin_comfy(model, x, sigmas, extra_args=None, callback=None, disable=
     run_sigmas = warm_start_sigmas(sigmas, strength)
     warn_if_nothing_is_guided(len(run_sigmas) - 1, options)
     offset = len(sigmas) - len(run_sigmas)
-    log.info("Spin (%s, %s): %d network calls, %d pixel fits of %d steps", operator.describe(), call.param.name,
-             spin.network_calls(run_sigmas, options), options.warm_start_iterations + options.guided_steps,
+    log.info("Spin (%s, %s): %d network calls, %d pixel fits of at most %d iterations", operator.describe(),
+             call.param.name, spin.network_calls(run_sigmas, options),
+             options.warm_start_iterations + len(spin.guided_step_indices(len(run_sigmas) - 1, options)),
              options.fit_steps)
 
     # ComfyUI's progress bar counts the len(sigmas) − 1 steps of the full schedule; Spin's network calls
@@ -87,9 +107,22 @@ def sample_spin_comfy(model, x, sigmas, extra_args=None, callback=None, disable=
             callback({"x": state, "i": bar_step(options.warm_start_iterations + i), "sigma": sigmas[offset + i],
                       "sigma_hat": sigmas[offset + i], "denoised": x0})
 
-    return spin.sample_spin(call.denoise, call.codec.decode, call.codec.encode, operator, call.y, run_sigmas,
-                            call.param, call.generator(), options, callback=report,
-                            check_interrupt=comfy_compat.check_interrupt, warm_start_callback=report_warm_start)
+    stats = SolveStats() if stats is None else stats
+    iteration_name = fit_iteration_name(operator, options)  # a bad solver/operator pair fails before any call
+    result = spin.sample_spin(call.denoise, call.codec.decode, call.codec.encode, operator, call.y, run_sigmas,
+                              call.param, call.generator(), options, callback=report,
+                              check_interrupt=comfy_compat.check_interrupt, warm_start_callback=report_warm_start,
+                              stats=stats)
+    log.info("Spin fits: %s", stats.describe(iteration_name))
+    return result
+
+
+def spin_ksampler(vae, measurement, operator, strength, options, stats=None):
+    inputs.check_vae(vae)
+    inputs.check_image(measurement, "measurement")
+    return comfy.samplers.KSAMPLER(sample_spin_comfy, extra_options={
+        "vae": vae, "measurement": measurement, "operator": operator, "strength": strength, "options": options,
+        "stats": stats})
 
 
 class SpinSampler:
@@ -108,11 +141,7 @@ class SpinSampler:
                              "operator": sockets.operator(OPERATOR), **spin_options_inputs()}}
 
     def get_sampler(self, vae, measurement, operator, warm_start_strength, **options):
-        inputs.check_vae(vae)
-        inputs.check_image(measurement, "measurement")
-        return (comfy.samplers.KSAMPLER(sample_spin_comfy, extra_options={
-            "vae": vae, "measurement": measurement, "operator": operator, "strength": warm_start_strength,
-            "options": spin_options(**options)}),)
+        return (spin_ksampler(vae, measurement, operator, warm_start_strength, spin_options(**options)),)
 
 
 class SpinRestore:
@@ -123,7 +152,8 @@ class SpinRestore:
     RETURN_NAMES = ("image", "latent", "info")
     OUTPUT_TOOLTIPS = ("The restored image, at the operator's input size (e.g. 4x the measurement for x4 SR).",
                        "The restored latent.",
-                       "Steps from t* and network calls of the run (connect Preview Any to read it).")
+                       "Steps from t*, network calls and how far the fits got (relative residual) "
+                       "(connect Preview Any to read it).")
     FUNCTION = "restore"
 
     @classmethod
@@ -138,14 +168,16 @@ class SpinRestore:
 
     def restore(self, model, positive, negative, vae, measurement, operator, seed, steps, cfg, scheduler,
                 warm_start_strength, **options):
+        settings, stats = spin_options(**options), SolveStats()
         latent = restored_latent(model, vae, measurement, operator)
-        sampler = SpinSampler().get_sampler(vae, measurement, operator, warm_start_strength, **options)[0]
+        sampler = spin_ksampler(vae, measurement, operator, warm_start_strength, settings, stats)
         sigmas = comfy_compat.compute_sigmas(model, scheduler, steps, 1.0)
         samples = sample_restoration(model, sampler, sigmas, positive, negative, cfg, latent, seed)
         image = vae_bridge.decode(vae, samples)
         run = warm_start_sigmas(sigmas, warm_start_strength)
-        calls = spin.network_calls(run, spin_options(**options))
-        info = f"Spin ({operator.describe()}): {len(run) - 1} steps from t*, {calls} network calls"
+        calls = spin.network_calls(run, settings)
+        info = (f"Spin ({operator.describe()}): {len(run) - 1} steps from t*, {calls} network calls; "
+                f"fits: {stats.describe(fit_iteration_name(operator, settings))}")
         return (image, {"samples": samples}, info)
 
 

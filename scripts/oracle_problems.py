@@ -74,6 +74,29 @@ def run_sampler_custom(engine, model, sampler, sigmas, latent, cond=NO_PROMPT, s
     return out["samples"]
 
 
+def node_defaults(node_class):
+    """The widget defaults of a node's inputs (those that have one): what a user who touches nothing gets."""
+    required = node_class.INPUT_TYPES()["required"]
+    return {name: spec[1]["default"] for name, spec in required.items()
+            if len(spec) > 1 and isinstance(spec[1], dict) and "default" in spec[1]}
+
+
+def dense_proximal_solve(operator, start, y, proximal_weight, stats, **_):
+    """argmin_x ‖A x − y‖² + λ‖x − start‖² with A as an explicit float64 matrix: (AᵀA + λI)⁻¹(Aᵀy + λ·start),
+    or start + A⁺(y − A·start) at λ = 0. The exact reference for solvers/linear_gaussian.proximal_solve (same
+    signature, so Spin and DCDP run unchanged around it); iterative-solver options are ignored."""
+    shape, dim = start.shape[1:], start[0].numel()
+    matrix = operator.forward(torch.eye(dim).reshape(dim, *shape)).reshape(dim, -1).T.double()  # [m, d]
+    x0, target = start.reshape(len(start), -1).double(), y.reshape(len(y), -1).double()
+    if proximal_weight > 0:
+        system = matrix.T @ matrix + proximal_weight * torch.eye(dim, dtype=torch.float64)
+        solution = torch.linalg.solve(system, (target @ matrix + proximal_weight * x0).T).T
+    else:
+        solution = x0 + (target - x0 @ matrix.T) @ torch.linalg.pinv(matrix).T
+    stats.add(0, 0.0)
+    return solution.to(start.dtype).reshape(start.shape)
+
+
 class PixelOracle:
     """A restoration problem on the pixel oracle wired into ComfyUI: the mixture as a MODEL with a
     lossless RGB VAE, the schedule, the measurement as an IMAGE, and the exact posterior samples."""

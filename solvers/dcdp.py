@@ -4,7 +4,8 @@ K outer iterations of
   (i)  data consistency in pixel space: argmin_x ½‖A(x) − y‖² + ½μ‖x − v‖², warm-started at the last
        purified image v, by momentum gradient steps (the paper's solver; the step is normalised by
        ‖A‖², so it depends on neither the image size nor the operator's scale, B.4) or, for linear A,
-       by conjugate gradients on the normal equations;
+       exactly (solvers/linear_gaussian.proximal_solve: closed form or conjugate gradients); both stop
+       at a relative-residual tolerance and record how far they got in a SolveStats;
   (ii) diffusion purification: encode, noise to σ_k (a strength on the model's own schedule that
        decays linearly over the iterations), denoise by one Tweedie step or a short deterministic
        ODE (n Euler/DDIM steps; 1–4 for LCM / Turbo / Lightning / consistency models), decode.
@@ -16,17 +17,19 @@ from typing import Callable, Optional
 
 import torch
 
-from . import pixel_fit
+from . import linear_gaussian, pixel_fit
+from .linear_gaussian import SolveStats
 from .parameterisation import Parameterisation, as_scalar
 
 PURIFICATIONS = ("tweedie", "ode")
-DC_SOLVERS = ("momentum", "cg")
+DC_SOLVERS = ("auto", "cg", "momentum")  # auto: the exact solve (cg) for linear operators, momentum otherwise
 
 
 @dataclass
 class DCDPOptions:
     outer_iterations: int = 10         # K
-    inner_steps: int = 100             # τ: gradient steps, or CG iterations
+    inner_steps: int = 100             # τ: most gradient steps, or CG iterations
+    tolerance: float = 1e-3            # stop a fit once ‖∇‖ ≤ tolerance·‖∇ at its start‖
     step_size: float = 0.1             # η / ‖A‖² on the summed loss (heavy-ball momentum 0.9)
     proximal_weight: float = 0.0       # μ: pull toward the last purified image (use when σ_y > 0)
     start_strength: float = 0.7        # share of the schedule re-noised at the first purification
@@ -44,6 +47,8 @@ def check_options(options: DCDPOptions):
         raise ValueError(f"purification must be one of {PURIFICATIONS}, got {options.purification!r}")
     if options.dc_solver not in DC_SOLVERS:
         raise ValueError(f"dc_solver must be one of {DC_SOLVERS}, got {options.dc_solver!r}")
+    if options.tolerance < 0:
+        raise ValueError(f"tolerance must be >= 0, got {options.tolerance:g}")
     if options.end_strength > options.start_strength:
         raise ValueError(f"end_strength ({options.end_strength:g}) is above start_strength "
                          f"({options.start_strength:g}): the purification noise decays from start_strength to end_strength over the rounds; set "
@@ -70,42 +75,25 @@ def operator_norm_squared(operator, shape, generator: torch.Generator, iteration
     return max(value, 1e-12)
 
 
+def uses_exact_fit(operator, options: DCDPOptions) -> bool:
+    if options.dc_solver == "cg" and not operator.linear:
+        raise ValueError(f"dc_solver 'cg' needs a linear operator; {operator.describe()} is not (use auto or momentum)")
+    return options.dc_solver == "cg" or (options.dc_solver == "auto" and operator.linear)
+
+
 def data_consistency(start, y, operator, options: DCDPOptions, lipschitz: float,
-                     check_interrupt: Optional[Callable[[], None]] = None):
+                     check_interrupt: Optional[Callable[[], None]] = None, stats: Optional[SolveStats] = None):
     """Step (i) from `start` (which is also the proximal anchor)."""
-    if options.dc_solver == "cg":
-        return _conjugate_gradient(start, y, operator, options, check_interrupt)
+    stats = SolveStats() if stats is None else stats
+    if uses_exact_fit(operator, options):
+        return linear_gaussian.proximal_solve(operator, start, y, options.proximal_weight, stats,
+                                              tolerance=options.tolerance, max_iterations=options.inner_steps,
+                                              check_interrupt=check_interrupt)
     step = options.step_size / (lipschitz + options.proximal_weight)
     return pixel_fit.fit_to_measurement(start, y, operator, options.inner_steps,
                                         lambda params: torch.optim.SGD(params, lr=step, momentum=0.9),
-                                        0.5, 0.5 * options.proximal_weight, check_interrupt)
-
-
-def _conjugate_gradient(start, y, operator, options, check_interrupt):
-    """Solve (AᵀA + μI) x = Aᵀy + μ·start by CG from `start` (linear operators only)."""
-    if not operator.linear:
-        raise ValueError(f"dc_solver 'cg' needs a linear operator; {operator.describe()} is not")
-
-    def normal_operator(v):
-        return operator.adjoint(operator.forward(v)) + options.proximal_weight * v
-
-    x = start.clone().float()
-    residual = operator.adjoint(y.float()) + options.proximal_weight * start - normal_operator(x)
-    direction = residual.clone()
-    energy = residual.flatten(1).square().sum(1)
-    for _ in range(options.inner_steps):
-        if check_interrupt is not None:
-            check_interrupt()
-        if float(energy.max()) < 1e-20:
-            break
-        image = normal_operator(direction)
-        alpha = energy / (direction * image).flatten(1).sum(1).clamp_min(1e-30)
-        x = x + alpha.view(-1, 1, 1, 1) * direction
-        residual = residual - alpha.view(-1, 1, 1, 1) * image
-        new_energy = residual.flatten(1).square().sum(1)
-        direction = residual + (new_energy / energy.clamp_min(1e-30)).view(-1, 1, 1, 1) * direction
-        energy = new_energy
-    return x
+                                        0.5, 0.5 * options.proximal_weight, check_interrupt,
+                                        tolerance=options.tolerance, stats=stats)
 
 
 def purification_levels(sigmas, options: DCDPOptions):
@@ -146,9 +134,11 @@ def purify(denoise, latent, sigmas, index, param: Parameterisation, options: DCD
 def sample_dcdp(denoise: Callable, decode: Callable, encode: Callable, operator, measurement: torch.Tensor,
                 sigmas, param: Parameterisation, generator: torch.Generator, options: DCDPOptions,
                 callback: Optional[Callable] = None,
-                check_interrupt: Optional[Callable[[], None]] = None):
-    """Run K rounds; returns (pixels [B, C, H, W] in [−1, 1], the last purified latent or None)."""
+                check_interrupt: Optional[Callable[[], None]] = None, stats: Optional[SolveStats] = None):
+    """Run K rounds; returns (pixels [B, C, H, W] in [−1, 1], the last purified latent or None).
+    stats (if given) receives every fit's iterations and relative residual."""
     check_options(options)
+    uses_exact_fit(operator, options)  # a bad solver/operator pair fails before any network call
     pixel_shape = operator.input_shape(measurement.shape)
     lipschitz = operator_norm_squared(operator, pixel_shape, generator)
     if options.first_guess:
@@ -158,7 +148,7 @@ def sample_dcdp(denoise: Callable, decode: Callable, encode: Callable, operator,
     latent = None
     levels = purification_levels(sigmas, options)
     for k, index in enumerate(levels):
-        image = data_consistency(image, measurement, operator, options, lipschitz, check_interrupt)
+        image = data_consistency(image, measurement, operator, options, lipschitz, check_interrupt, stats)
         if k == len(levels) - 1 and options.skip_final_purification:
             latent = None
             break

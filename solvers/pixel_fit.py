@@ -1,6 +1,10 @@
 """The pixel-space data fit shared by Spin and DCDP: gradients through the operator A only.
 
-    argmin_x  data_weight·‖A(x) − y‖² + proximal_weight·‖x − start‖²,  iterated from x = start.
+    argmin_x  data_weight·‖A(x) − y‖² + proximal_weight·‖x − start‖²,  iterated from x = start,
+
+for up to `steps` optimiser steps, stopping early once every batch item's gradient is below
+tolerance × its gradient at the start (the relative residual of the optimality condition, the
+quantity the exact linear solve reports too).
 
 It runs outside inference mode on copies of every tensor it touches, since ComfyUI executes nodes
 under torch.inference_mode, whose tensors cannot enter an autograd graph (comfyui.md §4.6).
@@ -9,23 +13,40 @@ from typing import Callable, Optional
 
 import torch
 
+from .linear_gaussian import SolveStats
+
 
 def fit_to_measurement(start: torch.Tensor, y: torch.Tensor, operator, steps: int,
                        make_optimiser: Callable[[list], torch.optim.Optimizer], data_weight: float,
                        proximal_weight: float = 0.0,
-                       check_interrupt: Optional[Callable[[], None]] = None) -> torch.Tensor:
+                       check_interrupt: Optional[Callable[[], None]] = None, *,
+                       tolerance: float = 0.0, stats: Optional[SolveStats] = None) -> torch.Tensor:
     with torch.inference_mode(False), torch.enable_grad():
         operator = operator.autograd_ready()
         anchor, target = start.detach().clone().float(), y.detach().clone().float()
         x = anchor.clone().requires_grad_(True)
         optimiser = make_optimiser([x])
-        for _ in range(steps):
-            if check_interrupt is not None:
-                check_interrupt()
-            optimiser.zero_grad()
+
+        def gradient():
             loss = data_weight * (operator.forward(x) - target).square().sum()
             if proximal_weight > 0:
                 loss = loss + proximal_weight * (x - anchor).square().sum()
-            loss.backward()
+            return torch.autograd.grad(loss, x)[0]
+
+        initial_norm, relative, taken = None, 1.0, 0
+        while True:
+            grad = gradient()
+            norm = grad.flatten(1).norm(dim=1)
+            initial_norm = norm if initial_norm is None else initial_norm
+            relative = float(torch.where(initial_norm > 0, norm / initial_norm.clamp_min(1e-30),
+                                         torch.zeros_like(norm)).max())
+            if taken == steps or relative <= tolerance:
+                break
+            if check_interrupt is not None:
+                check_interrupt()
+            x.grad = grad
             optimiser.step()
+            taken += 1
+        if stats is not None:
+            stats.add(taken, relative)
         return x.detach()

@@ -6,30 +6,38 @@ shared/docs/spin_dcdp.md A.2 / C.3 (no official code exists: every choice below 
 2. A deterministic (DDIM / Euler) reverse sampler from σ* whose x̂0 is corrected the same way, and
    the state re-noised, only at a sparse set of guided steps.
 
-The pixel fit minimises ‖A(x) − y‖²/(2σ_y²) + ‖x − u‖²/(2ρ²) from x = u with Adam; gradients flow
-through A only, never through the denoiser or the autoencoder.
+The pixel fit minimises ‖A(x) − y‖²/(2σ_y²) + ‖x − u‖²/(2ρ²) from x = u: exactly for a linear A (the
+proximal solve of solvers/linear_gaussian.py: closed form or conjugate gradients), by Adam with a
+convergence check otherwise; gradients flow through A only, never through the denoiser or the
+autoencoder. How far each fit got (relative residual) is recorded in a SolveStats.
 """
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
 
-from . import pixel_fit
+from . import linear_gaussian, pixel_fit
+from .linear_gaussian import SolveStats
 from .parameterisation import Parameterisation, as_scalar
 
 MIN_DATA_STD = 1e-3  # σ_y floor in the fit's weighting, so σ_y = 0 stays finite
+FIT_SOLVERS = ("auto", "cg", "adam")  # auto: the exact solve for linear operators, Adam for the others
 
 
 @dataclass
 class SpinOptions:
-    warm_start_iterations: int = 4      # N_w
-    guided_steps: int = 4               # |G|, spread over the guidance window
+    """Defaults: chosen by benchmarks/sweep_spin_dcdp.py (the nodes' defaults are the same; warm_start_strength,
+    the node's t*, 0.45)."""
+    warm_start_iterations: int = 0      # N_w
+    guided_steps: int = 8               # |G|, spread over the guidance window
     guidance_window: tuple = (0.0, 0.6)  # fraction of the reverse steps where guidance may happen
-    fit_steps: int = 50                 # inner Adam steps
+    fit_solver: str = "auto"            # one of FIT_SOLVERS
+    fit_steps: int = 50                 # most CG iterations or Adam steps of one fit
     fit_lr: float = 0.05                # Adam step on [−1, 1] images
-    proximity: float = 1.0              # ρ = proximity · σ̃/√(1+σ̃²); 0 switches the proximity term off
+    fit_tolerance: float = 1e-3         # stop once ‖∇‖ ≤ tolerance·‖∇ at the start‖
+    proximity: float = 0.5              # ρ = proximity · σ̃/√(1+σ̃²); 0 switches the proximity term off
     obs_std: float = 0.0                # σ_y of the measurement, in [−1, 1] units
-    stochastic_renoise: bool = True     # fresh noise at guided steps; else reuse the DDIM noise estimate
+    stochastic_renoise: bool = False    # fresh noise at guided steps; else reuse the DDIM noise estimate
 
 
 def guided_step_indices(n_steps: int, options: SpinOptions) -> set:
@@ -45,14 +53,32 @@ def guided_step_indices(n_steps: int, options: SpinOptions) -> set:
     return set(positions)
 
 
+def uses_exact_fit(operator, options: SpinOptions) -> bool:
+    if options.fit_solver not in FIT_SOLVERS:
+        raise ValueError(f"fit_solver must be one of {FIT_SOLVERS}, got {options.fit_solver!r}")
+    if options.fit_solver == "cg" and not operator.linear:
+        raise ValueError(f"fit_solver 'cg' needs a linear operator; {operator.describe()} is not (use auto or adam)")
+    return options.fit_solver == "cg" or (options.fit_solver == "auto" and operator.linear)
+
+
 def fit_to_measurement(start: torch.Tensor, y: torch.Tensor, operator, options: SpinOptions, proximity_std: float,
-                       check_interrupt: Optional[Callable[[], None]] = None) -> torch.Tensor:
-    """argmin_x ‖A(x) − y‖²/(2σ_y²) + ‖x − start‖²/(2ρ²) by Adam from `start`, then clamp to [−1, 1]."""
-    data_weight = 0.5 / max(options.obs_std, MIN_DATA_STD) ** 2
-    prox_weight = 0.5 / proximity_std ** 2 if options.proximity > 0 and proximity_std > 0 else 0.0
-    fitted = pixel_fit.fit_to_measurement(start, y, operator, options.fit_steps,
-                                          lambda params: torch.optim.Adam(params, lr=options.fit_lr),
-                                          data_weight, prox_weight, check_interrupt)
+                       check_interrupt: Optional[Callable[[], None]] = None,
+                       stats: Optional[SolveStats] = None) -> torch.Tensor:
+    """argmin_x ‖A(x) − y‖²/(2σ_y²) + ‖x − start‖²/(2ρ²) from `start`, then clamp to [−1, 1]."""
+    stats = SolveStats() if stats is None else stats
+    data_std = max(options.obs_std, MIN_DATA_STD)
+    use_proximity = options.proximity > 0 and proximity_std > 0
+    if uses_exact_fit(operator, options):
+        # × 2σ_y²: ‖A x − y‖² + (σ_y/ρ)²‖x − start‖²
+        weight = (data_std / proximity_std) ** 2 if use_proximity else 0.0
+        fitted = linear_gaussian.proximal_solve(operator, start, y, weight, stats, tolerance=options.fit_tolerance,
+                                                max_iterations=options.fit_steps, check_interrupt=check_interrupt)
+    else:
+        prox_weight = 0.5 / proximity_std ** 2 if use_proximity else 0.0
+        fitted = pixel_fit.fit_to_measurement(start, y, operator, options.fit_steps,
+                                              lambda params: torch.optim.Adam(params, lr=options.fit_lr),
+                                              0.5 / data_std ** 2, prox_weight, check_interrupt,
+                                              tolerance=options.fit_tolerance, stats=stats)
     return fitted.clamp(-1, 1)
 
 
@@ -60,10 +86,12 @@ def sample_spin(denoise: Callable, decode: Callable, encode: Callable, operator,
                 sigmas, param: Parameterisation, generator: torch.Generator, options: SpinOptions,
                 callback: Optional[Callable] = None,
                 check_interrupt: Optional[Callable[[], None]] = None,
-                warm_start_callback: Optional[Callable] = None) -> torch.Tensor:
+                warm_start_callback: Optional[Callable] = None,
+                stats: Optional[SolveStats] = None) -> torch.Tensor:
     """Run Spin over `sigmas` = [σ*, …, 0] (already cut at the warm-start level).
 
-    callback(i, x, x̂0, σ) after reverse step i; warm_start_callback(r, x, x̂0, σ*) after warm-start round r.
+    callback(i, x, x̂0, σ) after reverse step i; warm_start_callback(r, x, x̂0, σ*) after warm-start round r;
+    stats (if given) receives every fit's iterations and relative residual.
 
     denoise(x, σ) → x̂0 in latent space; decode(z) → pixels [B, C, H, W] in [−1, 1]; encode inverse;
     measurement y in the operator's output space. Returns the final latent x̂0.
@@ -77,7 +105,7 @@ def sample_spin(denoise: Callable, decode: Callable, encode: Callable, operator,
     def correct(x0, sigma):
         ve_sigma = param.ve_sigma(sigma) if param.signal_scale(sigma) > 0 else float("inf")
         rho = options.proximity * (ve_sigma / (1 + ve_sigma ** 2) ** 0.5 if ve_sigma != float("inf") else 1.0)
-        return encode(fit_to_measurement(decode(x0), measurement, operator, options, rho, check_interrupt))
+        return encode(fit_to_measurement(decode(x0), measurement, operator, options, rho, check_interrupt, stats))
 
     latent = encode(operator.initial_guess(measurement))
     x = param.add_noise(latent, noise_like(latent), sigma_start)

@@ -48,12 +48,12 @@ def test_cg_solver_matches_the_normal_equations(pack, generator):
     operator = ops.gaussian_blur(3, 1.0)
     y = torch.randn(1, 3, 8, 8, generator=generator)
     start = torch.randn(1, 3, 8, 8, generator=generator)
-    options = dcdp.DCDPOptions(dc_solver="cg", inner_steps=300, proximal_weight=0.5)
+    options = dcdp.DCDPOptions(dc_solver="cg", inner_steps=300, proximal_weight=0.5, tolerance=1e-6)
     solution = dcdp.data_consistency(start, y, operator, options, 1.0)
     gradient = operator.adjoint(operator.forward(solution) - y) + 0.5 * (solution - start)
     assert float(gradient.abs().max()) < 1e-4
-    momentum = dcdp.data_consistency(start, y, operator, dcdp.DCDPOptions(inner_steps=500, proximal_weight=0.5,
-                                                                           step_size=0.1), 1.0)
+    momentum = dcdp.data_consistency(start, y, operator, dcdp.DCDPOptions(
+        dc_solver="momentum", inner_steps=500, proximal_weight=0.5, step_size=0.1, tolerance=1e-5), 1.0)
     torch.testing.assert_close(momentum, solution, atol=2e-3, rtol=0)
 
 

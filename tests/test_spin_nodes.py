@@ -75,18 +75,19 @@ def test_spin_inpainting_with_a_mask_per_image_and_reproducible_seeds(engine, ti
     assert (first - faces)[known].abs().mean() < (first - faces)[~known].abs().mean()
 
 
-def test_interrupt_is_checked_inside_the_pixel_fit(engine, pack):
+@pytest.mark.parametrize("fit_solver", ["auto", "adam"])  # the exact (CG) fit and the gradient fit
+def test_interrupt_is_checked_inside_the_pixel_fit(engine, pack, fit_solver):
     model, vae, faces, masks, cond = engine.nodes["InverseFacePriorLoader"]().load("eps", 1)
     blur = engine.nodes["InverseOperatorGaussianBlur"]().build(5, 1.0)[0]
     measurement = degrade(engine, faces, blur)
 
     class InterruptsDuringFit(type(blur)):
-        """Presses cancel from inside the first pixel fit, on its third gradient step."""
+        """Presses cancel from inside the first pixel fit, on its third application of A."""
         calls = 0
 
         def forward(self, x):
             InterruptsDuringFit.calls += 1
-            if torch.is_grad_enabled() and InterruptsDuringFit.calls == 3:
+            if InterruptsDuringFit.calls == 3:
                 comfy.model_management.interrupt_current_processing(True)
             return super().forward(x)
 
@@ -94,7 +95,7 @@ def test_interrupt_is_checked_inside_the_pixel_fit(engine, pack):
     interrupted = interrupt_exception()
     try:
         with pytest.raises(interrupted):
-            restore(engine, model, vae, measurement, operator, cond, fit_steps=50)
+            restore(engine, model, vae, measurement, operator, cond, fit_steps=50, fit_solver=fit_solver)
     finally:
         comfy.model_management.interrupt_current_processing(False)
     assert InterruptsDuringFit.calls == 3  # stopped at the next check, inside the fit loop
