@@ -47,7 +47,8 @@ SPIN_GRID = {
     "proximity": (0.125, 0.25, 0.5, 1.0, 2.0),
     "renoise": ("stochastic", "deterministic"),
 }
-SPIN_START = dict(  # the former node defaultswarm_start_strength=0.6, warm_start_iterations=4, guided_steps=4, guidance_end=0.6, proximity=1.0,
+# the former node defaults
+SPIN_START = dict(warm_start_strength=0.6, warm_start_iterations=4, guided_steps=4, guidance_end=0.6, proximity=1.0,
                   renoise="stochastic")
 DCDP_GRID = {
     "start_strength": (0.1, 0.2, 0.3, 0.5, 0.7, 0.9),

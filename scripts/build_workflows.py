@@ -113,8 +113,9 @@ def face_demo_graph(steps=20, faces=4, prediction="eps"):
     }
 
 
-SPIN_OPTIONS = {"warm_start_strength": 0.6, "warm_start_iterations": 4, "guided_steps": 4, "guidance_end": 0.6,
-                "fit_steps": 50, "fit_lr": 0.05, "proximity": 1.0, "measurement_noise": 0.01, "renoise": "stochastic"}
+SPIN_OPTIONS = {"warm_start_strength": 0.45, "warm_start_iterations": 0, "guided_steps": 8, "guidance_end": 0.6,
+                "fit_steps": 50, "fit_lr": 0.05, "proximity": 0.5, "measurement_noise": 0.01, "renoise": "deterministic",
+                "fit_solver": "auto", "fit_tolerance": 1e-3}
 RESTORE_PROMPT = "a sharp, detailed, high quality photo"
 
 
@@ -208,9 +209,9 @@ def spin_face_demo_graph(faces=4, prediction="eps"):
     }
 
 
-DCDP_OPTIONS = {"outer_iterations": 10, "inner_steps": 100, "step_size": 0.1, "proximal_weight": 1.0,
-                "start_strength": 0.7, "end_strength": 0.0, "purification": "ode", "purification_steps": 4,
-                "dc_solver": "momentum", "skip_final_purification": False}
+DCDP_OPTIONS = {"outer_iterations": 10, "inner_steps": 100, "step_size": 0.1, "proximal_weight": 0.1,
+                "start_strength": 0.1, "end_strength": 0.0, "purification": "ode", "purification_steps": 4,
+                "dc_solver": "auto", "skip_final_purification": False, "tolerance": 1e-3}
 
 
 def dcdp_restore(operator, measurement, steps=30, **overrides):

@@ -27,16 +27,17 @@ DC_SOLVERS = ("auto", "cg", "momentum")  # auto: the exact solve (cg) for linear
 
 @dataclass
 class DCDPOptions:
+    """Defaults: the nodes' defaults, chosen by benchmarks/sweep_spin_dcdp.py."""
     outer_iterations: int = 10         # K
     inner_steps: int = 100             # τ: most gradient steps, or CG iterations
     tolerance: float = 1e-3            # stop a fit once ‖∇‖ ≤ tolerance·‖∇ at its start‖
     step_size: float = 0.1             # η / ‖A‖² on the summed loss (heavy-ball momentum 0.9)
-    proximal_weight: float = 0.0       # μ: pull toward the last purified image (use when σ_y > 0)
-    start_strength: float = 0.7        # share of the schedule re-noised at the first purification
+    proximal_weight: float = 0.1       # μ: pull toward the last purified image (0 only when σ_y = 0)
+    start_strength: float = 0.1        # share of the schedule re-noised at the first purification
     end_strength: float = 0.0          # … and at the last (0 = the schedule's smallest σ)
     purification: str = "ode"          # "tweedie" (1 call) or "ode" (purification_steps calls)
     purification_steps: int = 4
-    dc_solver: str = "momentum"
+    dc_solver: str = "auto"
     skip_final_purification: bool = False  # the authors' advice when σ_y = 0
     first_guess: bool = True           # start from A's y-based guess instead of mid-grey
 
