@@ -17,7 +17,9 @@ log = logging.getLogger("inverse_samplers")
 def dcdp_options_inputs():
     return {
         "outer_iterations": ("INT", {"default": 10, "min": 1, "max": 500, "tooltip": "K rounds of fit-then-purify."}),
-        "inner_steps": ("INT", {"default": 100, "min": 1, "max": 5000, "tooltip": "Gradient (or CG) steps of each fit."}),
+        "inner_steps": ("INT", {"default": 100, "min": 1, "max": 5000, "tooltip":
+                        "Most iterations of each fit (CG iterations or momentum steps); a fit stops earlier once it "
+                        "meets tolerance."}),
         "step_size": ("FLOAT", {"default": 0.1, "min": 0.0001, "max": 2.0, "step": 0.0001, "tooltip":
                       "Fit step relative to 1/||A||^2 (momentum 0.9): independent of image size and operator scale."}),
         "proximal_weight": ("FLOAT", {"default": 0.1, "min": 0.0, "max": 100.0, "step": 0.01, "tooltip":

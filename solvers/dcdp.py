@@ -77,9 +77,7 @@ def operator_norm_squared(operator, shape, generator: torch.Generator, iteration
 
 
 def uses_exact_fit(operator, options: DCDPOptions) -> bool:
-    if options.dc_solver == "cg" and not operator.linear:
-        raise ValueError(f"dc_solver 'cg' needs a linear operator; {operator.describe()} is not (use auto or momentum)")
-    return options.dc_solver == "cg" or (options.dc_solver == "auto" and operator.linear)
+    return pixel_fit.uses_exact_solve(operator, options.dc_solver, "dc_solver")
 
 
 def data_consistency(start, y, operator, options: DCDPOptions, lipschitz: float,

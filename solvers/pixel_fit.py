@@ -16,6 +16,15 @@ import torch
 from .linear_gaussian import SolveStats
 
 
+def uses_exact_solve(operator, solver: str, knob: str) -> bool:
+    """Whether a fit goes to the exact linear solve: solver "cg" (linear operators only, else a
+    ValueError naming the knob) or "auto" on a linear operator; any other choice is a gradient fit."""
+    if solver == "cg" and not operator.linear:
+        raise ValueError(f"{knob} 'cg' needs a linear operator; {operator.describe()} is not (use auto, or a "
+                         "gradient solver)")
+    return solver == "cg" or (solver == "auto" and operator.linear)
+
+
 def fit_to_measurement(start: torch.Tensor, y: torch.Tensor, operator, steps: int,
                        make_optimiser: Callable[[list], torch.optim.Optimizer], data_weight: float,
                        proximal_weight: float = 0.0,

@@ -56,9 +56,7 @@ def guided_step_indices(n_steps: int, options: SpinOptions) -> set:
 def uses_exact_fit(operator, options: SpinOptions) -> bool:
     if options.fit_solver not in FIT_SOLVERS:
         raise ValueError(f"fit_solver must be one of {FIT_SOLVERS}, got {options.fit_solver!r}")
-    if options.fit_solver == "cg" and not operator.linear:
-        raise ValueError(f"fit_solver 'cg' needs a linear operator; {operator.describe()} is not (use auto or adam)")
-    return options.fit_solver == "cg" or (options.fit_solver == "auto" and operator.linear)
+    return pixel_fit.uses_exact_solve(operator, options.fit_solver, "fit_solver")
 
 
 def fit_to_measurement(start: torch.Tensor, y: torch.Tensor, operator, options: SpinOptions, proximity_std: float,

@@ -80,9 +80,10 @@ def tiny_model(family, seed=0):
                                             offload_device=mm.unet_offload_device())
 
 
-def tiny_vae(channels, seed=0, fan_in=False):
+def tiny_vae(channels, seed=0, fan_in=False, **sizes):
+    """A random SD-style VAE; `sizes` (ch, ch_mult, num_res_blocks) make it larger (real size: 128, [1, 2, 4, 4], 2)."""
     ddconfig = {"double_z": True, "z_channels": channels, "resolution": 64, "in_channels": 3, "out_ch": 3, "ch": 32,
-                "ch_mult": [1, 1, 1, 1], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0}
+                "ch_mult": [1, 1, 1, 1], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0, **sizes}
     logging.disable(logging.WARNING)  # random weights: ComfyUI would list every "missing" key
     try:
         vae = comfy.sd.VAE(sd={}, config={"params": {"embed_dim": channels, "ddconfig": ddconfig}})
