@@ -32,8 +32,10 @@ def spin_options_inputs():
                    "(auto uses it for nonlinear operators). Raise it if fits stop short, lower it if they overshoot."}),
         "proximity": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 100.0, "step": 0.01, "tooltip":
                       "Scale of the allowed distance to the decoded estimate (0 = no proximity term)."}),
-        "measurement_noise": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 0.5, "step": 0.001, "tooltip":
-                              "Noise std of the measurement in pixel units (0..1); see Estimate Noise Level."}),
+        "measurement_noise": ("FLOAT", {"default": 0.01, "min": 0.0, "max": 0.5, "step": 0.001, "tooltip":
+                              "Noise std of the measurement in pixel units (0..1); see Estimate Noise Level. The fit "
+                              "is exact for linear operators, so 0 asks for a perfect deconvolution of a blur: keep "
+                              "a small value for real photos (as DInG Restore does)."}),
         "renoise": (["stochastic", "deterministic"], {"default": "deterministic", "tooltip":
                     "After a correction, re-noise with the model's own noise estimate (deterministic, DDIM-like; "
                     "closest to the posterior in the pack's sweep) or with fresh noise (stochastic, the paper's "
