@@ -189,7 +189,6 @@ def main():
     quick = "--quick" in sys.argv
     engine = comfy_harness.boot(with_test_nodes=True)
     pack = Modules(engine)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     seeds = SEEDS[:1] if quick else SEEDS
     problems = [Problem(engine, pack, task, prediction, seed) for task in TASKS for prediction in PREDICTIONS
                 for seed in seeds]
