@@ -1,0 +1,186 @@
+"""The solvers on real-size architectures with random weights (the same compute as the checkpoints),
+against plain ComfyUI sampling at the same steps, all measured in this run, one process per run.
+
+Models (ComfyUI's own classes, configs as ComfyUI detects them from the checkpoints):
+  sd15  SD1.5 UNet (320 channels, 860M parameters) + the SD VAE (ch 128, 4 latent channels)
+  sdxl  SDXL UNet (320 channels, transformer depth 10, 2.6B parameters) + the SD VAE
+  flux  Flux's blocks at full width (hidden 3072, 24 heads) but FLUX_DEPTH double / single blocks of the
+        real 19 / 38 (a real-size Flux needs ~48 GB in float32); the 16-channel VAE at full width.
+Tasks: inpainting a centre box (ComfyUI euler with a noise mask vs DInG), and x4 super-resolution
+(ComfyUI euler from an empty latent, i.e. no measurement, vs DInG Restore (pixel), Spin and DCDP at
+the nodes' defaults). Each row: wall time and peak memory growth of the SamplerCustom call, and the
+ratios to euler. On a GPU (CUDA) the peak is torch.cuda.max_memory_allocated.
+
+Run: .venv/bin/python benchmarks/bench_real_size.py [--family sd15|sdxl|flux ...] [--size PX] [--steps N]
+     CPU defaults: 256 px, 8 steps (on a GPU: 1024 px, 20 steps). Flux needs upstream ComfyUI (COMFYUI_PATH).
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT.parent / "scripts"))
+sys.path.insert(0, str(ROOT))
+import comfy_harness  # noqa: E402
+from isolated import MARK  # noqa: E402
+from oracle_problems import node_defaults  # noqa: E402
+
+FLUX_DEPTH = (2, 4)
+UNET_COMMON = {"use_checkpoint": False, "image_size": 32, "in_channels": 4, "out_channels": 4, "model_channels": 320,
+               "use_spatial_transformer": True, "legacy": False, "use_temporal_resblock": False,
+               "use_temporal_attention": False, "dtype": torch.float32}
+SD15_UNET = dict(UNET_COMMON, num_res_blocks=[2, 2, 2, 2], channel_mult=[1, 2, 4, 4],
+                 transformer_depth=[1, 1, 1, 1, 1, 1, 0, 0], transformer_depth_output=[1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0],
+                 transformer_depth_middle=1, use_linear_in_transformer=False, context_dim=768, num_heads=8,
+                 num_head_channels=-1, adm_in_channels=None)
+SDXL_UNET = dict(UNET_COMMON, num_res_blocks=[2, 2, 2], channel_mult=[1, 2, 4], transformer_depth=[0, 0, 2, 2, 10, 10],
+                 transformer_depth_output=[0, 0, 0, 2, 2, 2, 10, 10, 10], transformer_depth_middle=10,
+                 use_linear_in_transformer=True, context_dim=2048, num_heads=-1, num_head_channels=64,
+                 adm_in_channels=2816, num_classes="sequential")
+FLUX = {"image_model": "flux", "in_channels": 16, "out_channels": 16, "vec_in_dim": 768, "context_in_dim": 4096,
+        "hidden_size": 3072, "mlp_ratio": 4.0, "num_heads": 24, "depth": FLUX_DEPTH[0],
+        "depth_single_blocks": FLUX_DEPTH[1], "axes_dim": [16, 56, 56], "theta": 10000, "patch_size": 2,
+        "qkv_bias": True, "guidance_embed": True}
+CPU_SIZES = {"sd15": 256, "sdxl": 256, "flux": 256}
+LABELS = ("inpaint: ComfyUI euler", "inpaint: DInG", "x4 SR: ComfyUI euler (ignores y)", "x4 SR: DInG Restore (pixel)",
+          "x4 SR: Spin", "x4 SR: DCDP")
+
+
+def tiny_nodes():
+    return next(m for name, m in sys.modules.items() if name.endswith("inverse_test_nodes"))
+
+
+def build(family):
+    """(MODEL, VAE, conditioning) at real size, random weights (std 1/√fan-in)."""
+    import comfy.model_management as mm
+    import comfy.model_patcher
+    import comfy.supported_models as SM
+    tiny = tiny_nodes()
+    if family == "sd15":
+        base, channels, context, pooled = SM.SD15(SD15_UNET).get_model({}), 4, 768, None
+    elif family == "sdxl":
+        base, channels, context, pooled = SM.SDXL(SDXL_UNET).get_model({}), 4, 2048, 1280
+    else:
+        base, channels, context, pooled = SM.Flux(FLUX).get_model({}), 16, 4096, 768
+    tiny._fill(base.diffusion_model, 0, fan_in=True)
+    model = comfy.model_patcher.ModelPatcher(base, load_device=mm.get_torch_device(),
+                                             offload_device=mm.unet_offload_device())
+    vae = tiny.tiny_vae(channels, 1, fan_in=True, ch=128, ch_mult=[1, 2, 4, 4], num_res_blocks=2)
+    generator = torch.Generator().manual_seed(0)
+    extra = {"guidance": 3.5}
+    if pooled is not None:
+        extra["pooled_output"] = torch.randn(1, pooled, generator=generator)
+    cond = [[torch.randn(1, 77, context, generator=generator) * 0.1, extra]]
+    return model, vae, cond
+
+
+def peak_reset():
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        return torch.cuda.memory_allocated()
+    import psutil
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
+    return psutil.Process().memory_info().rss
+
+
+def peak_growth(before):
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - before
+    with open("/proc/self/status") as handle:
+        peak = next(int(line.split()[1]) * 1024 for line in handle if line.startswith("VmHWM:"))
+    return max(peak - before, 0)
+
+
+def measure_one(engine, family, size, steps, label):
+    model, vae, cond = build(family)
+    nodes = engine.nodes
+    tiny = tiny_nodes()
+    image, mask = tiny.TinyLoadImage().load(size, 1)
+    sigmas = nodes["BasicScheduler"]().get_sigmas(model, "normal", steps, 1.0)[0]
+    euler = nodes["KSamplerSelect"]().get_sampler("euler")[0]
+
+    def sample(sampler, latent, add_noise=True):
+        return nodes["SamplerCustom"]().sample(model, add_noise, 1, 1.0, cond, cond, sampler, sigmas, latent)[0]
+
+    latent = nodes["VAEEncode"]().encode(vae, image)[0]
+    if label.startswith("inpaint"):
+        hole = nodes["SetLatentNoiseMask"]().set_mask(latent, mask)[0]
+        sampler = euler if "euler" in label else nodes["InverseDInGSampler"]().get_sampler("ding", "fm_square", 1.0,
+                                                                                             0.01)[0]
+        run = lambda: sample(sampler, hole)  # noqa: E731
+    else:
+        operator = nodes["InverseOperatorDownsample"]().build(4, "bicubic")[0]
+        measurement = nodes["InverseDegradeImage"]().degrade(image, operator, 0.01, 0)[0]
+        empty = {"samples": torch.zeros_like(latent["samples"])}
+        if "euler" in label:
+            sampler = euler
+        elif "DInG" in label:
+            node = nodes["InverseDInGRestoreSampler"]
+            sampler = node().get_sampler(vae, measurement, operator, **node_defaults(node))[0]
+        elif "Spin" in label:
+            node = nodes["InverseSpinSampler"]
+            sampler = node().get_sampler(vae, measurement, operator, **node_defaults(node))[0]
+        else:
+            node = nodes["InverseDCDPSampler"]
+            sampler = node().get_sampler(vae, measurement, operator, **node_defaults(node))[0]
+        run = lambda: sample(sampler, empty)  # noqa: E731
+    nodes["SamplerCustom"]().sample(model, True, 1, 1.0, cond, cond, euler, sigmas[-2:], latent)  # load + warm up
+    vae.decode(latent["samples"])
+    before = peak_reset()
+    start = time.perf_counter()
+    out = run()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    assert torch.isfinite(out["samples"]).all()
+    print(MARK + json.dumps({"seconds": seconds, "peak_growth": peak_growth(before)}), flush=True)
+
+
+def run_isolated(family, size, steps, label):
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
+    result = subprocess.run([sys.executable, __file__, "--measure", json.dumps([family, size, steps, label])],
+                            capture_output=True, text=True, env=env, timeout=7200)
+    for line in result.stdout.splitlines():
+        if line.startswith(MARK):
+            values = json.loads(line[len(MARK):])
+            return values["seconds"], values["peak_growth"]
+    raise RuntimeError(f"measuring {label!r} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+
+
+def main():
+    engine = comfy_harness.boot(with_test_nodes=True)
+    if "--measure" in sys.argv:
+        measure_one(engine, *json.loads(sys.argv[sys.argv.index("--measure") + 1]))
+        return
+    gpu = torch.cuda.is_available()
+    families = [a for i, a in enumerate(sys.argv) if i > 0 and sys.argv[i - 1] == "--family"] or ["sd15", "sdxl",
+                                                                                                     "flux"]
+    steps = int(sys.argv[sys.argv.index("--steps") + 1]) if "--steps" in sys.argv else (20 if gpu else 8)
+    device = torch.cuda.get_device_name() if gpu else f"CPU ({os.cpu_count()} cores)"
+    print(f"engine: {engine.name} ({engine.commit}); {device}; {steps} steps; Flux: {FLUX_DEPTH[0]} double + "
+          f"{FLUX_DEPTH[1]} single blocks of 19 + 38")
+    print("| model | size | task: sampler | wall time (s) | time / euler | peak memory growth (MiB) | memory / euler |")
+    print("|---|---|---|---|---|---|---|")
+    for family in families:
+        size = int(sys.argv[sys.argv.index("--size") + 1]) if "--size" in sys.argv else (1024 if gpu else
+                                                                                          CPU_SIZES[family])
+        baseline = {}
+        for label in LABELS:
+            seconds, grown = run_isolated(family, size, steps, label)
+            task = label.split(":")[0]
+            baseline.setdefault(task, (seconds, grown))
+            base_seconds, base_grown = baseline[task]
+            print(f"| {family} | {size}² | {label} | {seconds:.2f} | {seconds / base_seconds:.2f} | "
+                  f"{grown / 2**20:.0f} | {grown / max(base_grown, 1):.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
