@@ -12,7 +12,8 @@ the nodes' defaults). Each row: wall time and peak memory growth of the SamplerC
 ratios to euler. On a GPU (CUDA) the peak is torch.cuda.max_memory_allocated.
 
 Run: .venv/bin/python benchmarks/bench_real_size.py [--family sd15|sdxl|flux ...] [--size PX] [--steps N]
-     CPU defaults: 256 px, 8 steps (on a GPU: 1024 px, 20 steps). Flux needs upstream ComfyUI (COMFYUI_PATH).
+     CPU defaults: 256 px, 8 steps; with COMFYUI_GPU=1 on a CUDA machine: 1024 px, 20 steps.
+     Flux needs upstream ComfyUI (COMFYUI_PATH).
 """
 import json
 import os
