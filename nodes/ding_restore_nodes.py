@@ -45,10 +45,13 @@ def differentiable_decoder(vae, latent_format, device):
     autograd can take vector-Jacobian products through it (never through the denoiser).
 
     Weights loaded inside ComfyUI's executor are inference tensors, which autograd may not save; the
-    decoder runs on ordinary copies of them (torch.func.functional_call), the VAE itself untouched."""
+    decoder runs on ordinary copies of them (torch.func.functional_call), the VAE itself untouched. The
+    encoder's weights (SD-style `encoder.` / `quant_conv.`, never used by decode) are not copied."""
     decoder = _Decoder(vae.first_stage_model)
+    encoder_only = ("autoencoder.encoder.", "autoencoder.quant_conv.")
     with torch.inference_mode(False):
-        weights = {name: tensor.clone() for name, tensor in [*decoder.named_parameters(), *decoder.named_buffers()]}
+        weights = {name: tensor.clone() for name, tensor in [*decoder.named_parameters(), *decoder.named_buffers()]
+                   if not name.startswith(encoder_only)}
 
     def decode(latent):
         raw = latent_format.process_out(latent).to(vae.vae_dtype).to(vae.device)
