@@ -18,7 +18,6 @@ the same schedule (2 network calls per step).
 Run: .venv/bin/python benchmarks/sweep_spin_dcdp.py [--spin | --dcdp] [--quick] [--no-sweep]
      (--no-sweep: only the side-by-side table, at the nodes' current defaults)
 """
-import dataclasses
 import sys
 import time
 from pathlib import Path

@@ -1,3 +1,5 @@
+import contextlib
+import copy
 import importlib
 import sys
 from pathlib import Path
@@ -46,3 +48,36 @@ def interrupt_exception():
         return comfy.model_management.InterruptProcessingException
     except AttributeError:
         return importlib.import_module("comfy.interruption").InterruptProcessingException
+
+
+def press_cancel():
+    import comfy.model_management
+    comfy.model_management.interrupt_current_processing(True)
+
+
+@contextlib.contextmanager
+def expect_cancelled_run():
+    """The block must end in ComfyUI's interrupt exception; the cancel flag is cleared afterwards."""
+    import comfy.model_management
+    try:
+        with pytest.raises(interrupt_exception()):
+            yield
+    finally:
+        comfy.model_management.interrupt_current_processing(False)
+
+
+def cancelling_operator(operator, method, at_call):
+    """A copy of a measurement operator whose `method` ("forward" or "adjoint") presses cancel on its
+    at_call-th call (counting every call, in every copy the solvers make). Returns (operator, calls),
+    calls["n"] being the count so far."""
+    calls = {"n": 0}
+    base = type(operator)
+
+    def counted(self, *args):
+        calls["n"] += 1
+        if calls["n"] == at_call:
+            press_cancel()
+        return getattr(base, method)(self, *args)
+    cancelling = copy.copy(operator)
+    cancelling.__class__ = type(f"Cancelling{base.__name__}", (base,), {method: counted})
+    return cancelling, calls

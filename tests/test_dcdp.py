@@ -1,10 +1,9 @@
 """Decoupled refinement (DCDP): the exact oracle (Gaussian-mixture prior, lossless RGB autoencoder in
 ComfyUI's VAE class) against the naive baselines, and the nodes on tiny models of every family."""
-import comfy.model_management
 import pytest
 import torch
 
-from conftest import interrupt_exception
+from conftest import cancelling_operator, expect_cancelled_run
 
 from oracle_problems import PixelOracle, pixel_operators
 
@@ -117,18 +116,7 @@ def test_errors_and_interruption_inside_the_fit(engine):
     with pytest.raises(ValueError, match="dc_solver 'cg' needs a linear operator"):
         node.restore(model, cond, cond, vae, measurement, hdr, 0, 10, 1.0, "normal", **dict(DEFAULTS, dc_solver="cg"))
 
-    class InterruptsDuringFit(type(hdr)):
-        calls = 0
-
-        def forward(self, x):
-            InterruptsDuringFit.calls += 1
-            if InterruptsDuringFit.calls == 5:
-                comfy.model_management.interrupt_current_processing(True)
-            return super().forward(x)
-    interrupted = interrupt_exception()
-    try:
-        with pytest.raises(interrupted):
-            node.restore(model, cond, cond, vae, measurement, InterruptsDuringFit(2.0), 0, 10, 1.0, "normal", **DEFAULTS)
-    finally:
-        comfy.model_management.interrupt_current_processing(False)
-    assert InterruptsDuringFit.calls == 5
+    operator, calls = cancelling_operator(hdr, "forward", 5)
+    with expect_cancelled_run():
+        node.restore(model, cond, cond, vae, measurement, operator, 0, 10, 1.0, "normal", **DEFAULTS)
+    assert calls["n"] == 5

@@ -1,10 +1,9 @@
 """DInG Restore inside ComfyUI: the whole path through the executor on tiny SD1.5 / SD3 / Flux models
 with tiny nonlinear VAEs, the SAMPLER form, seeds, batches, interruption inside a solve, clear errors."""
-import comfy.model_management
 import pytest
 import torch
 
-from conftest import interrupt_exception
+from conftest import cancelling_operator, expect_cancelled_run
 
 OPTIONS = dict(measurement_noise=0.02, variant="ding", eta_schedule="fm_square", eta_scale=1.0,
                latent_solver="pixel", solver_iterations=30, solver_tolerance=1e-4)
@@ -135,24 +134,11 @@ def test_interrupt_is_checked_inside_the_linear_solve(engine, tiny):
     blur = engine.nodes["InverseOperatorGaussianBlur"]().build(5, 1.5)[0]
     measurement = tiny.TinyDecodableImage().make(vae, 32, 1)[0]
 
-    class InterruptsDuringSolve(type(blur)):
-        """Presses cancel on the 5th application of Aᵀ (inside the first conjugate-gradient solve)."""
-        calls = 0
-
-        def adjoint(self, y):
-            InterruptsDuringSolve.calls += 1
-            if InterruptsDuringSolve.calls == 5:
-                comfy.model_management.interrupt_current_processing(True)
-            return super().adjoint(y)
-
-    operator = InterruptsDuringSolve(blur.kernel, "blur")
-    try:
-        with pytest.raises(interrupt_exception()):
-            engine.nodes["InverseDInGRestore"]().restore(model, cond, cond, vae, measurement, operator, 0, 4, 1.0,
-                                                         "normal", **OPTIONS)
-    finally:
-        comfy.model_management.interrupt_current_processing(False)
-    assert InterruptsDuringSolve.calls <= 6  # at most the rest of the CG iteration that was running
+    operator, calls = cancelling_operator(blur, "adjoint", 5)  # inside the first conjugate-gradient solve
+    with expect_cancelled_run():
+        engine.nodes["InverseDInGRestore"]().restore(model, cond, cond, vae, measurement, operator, 0, 4, 1.0,
+                                                     "normal", **OPTIONS)
+    assert calls["n"] <= 6  # at most the rest of the CG iteration that was running
 
 
 def test_errors_name_the_socket(engine, tiny):

@@ -1,10 +1,9 @@
 """The DInG nodes inside ComfyUI: every model family, SamplerCustom and SamplerCustomAdvanced,
 batches, seeds, progress, interruption, clear errors, and fidelity outside the mask."""
-import comfy.model_management
 import pytest
 import torch
 
-from conftest import interrupt_exception
+from conftest import expect_cancelled_run, press_cancel
 
 FAMILIES = ["sd15", "sd2_v", "unet_flow", "sd3", "flux"]
 
@@ -135,13 +134,9 @@ def test_progress_previews_and_network_calls(engine, pack):
 
 def test_interrupt_stops_sampling(engine):
     model, vae, faces, masks, cond = face_setup(engine)
-    interrupted = interrupt_exception()
-    comfy.model_management.interrupt_current_processing(True)
-    try:
-        with pytest.raises(interrupted):
-            inpaint(engine, model, vae, faces, masks, cond)
-    finally:
-        comfy.model_management.interrupt_current_processing(False)
+    press_cancel()
+    with expect_cancelled_run():
+        inpaint(engine, model, vae, faces, masks, cond)
 
 
 def test_clear_errors(engine, tiny):

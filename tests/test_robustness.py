@@ -7,11 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import comfy.model_management
 import pytest
 import torch
 
-from conftest import interrupt_exception
+from conftest import expect_cancelled_run, press_cancel
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SPIN_OPTIONS = dict(warm_start_strength=0.6, warm_start_iterations=1, guided_steps=1, guidance_end=0.6, fit_steps=2,
@@ -233,15 +232,12 @@ def test_interrupt_is_checked_before_every_purification_call(engine):
     def cancel_on_first_call(apply, args):
         calls.append(1)
         if len(calls) == 1:
-            comfy.model_management.interrupt_current_processing(True)
+            press_cancel()
         return apply(args["input"], args["timestep"], **args["c"])
     model = model.clone()
     model.set_model_unet_function_wrapper(cancel_on_first_call)
-    try:
-        with pytest.raises(interrupt_exception()):
-            dcdp_restore(engine, model, vae, images, blur, cond, steps=50, purification_steps=40)
-    finally:
-        comfy.model_management.interrupt_current_processing(False)
+    with expect_cancelled_run():
+        dcdp_restore(engine, model, vae, images, blur, cond, steps=50, purification_steps=40)
     assert len(calls) == 1  # no network call after the cancel
 
 

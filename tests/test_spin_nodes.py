@@ -4,7 +4,7 @@ import comfy.model_management
 import pytest
 import torch
 
-from conftest import interrupt_exception
+from conftest import cancelling_operator, expect_cancelled_run
 
 SPIN_OPTIONS = dict(warm_start_strength=0.6, warm_start_iterations=2, guided_steps=2, guidance_end=0.6, fit_steps=5,
                     fit_lr=0.05, proximity=1.0, measurement_noise=0.01, renoise="stochastic")
@@ -81,24 +81,10 @@ def test_interrupt_is_checked_inside_the_pixel_fit(engine, pack, fit_solver):
     blur = engine.nodes["InverseOperatorGaussianBlur"]().build(5, 1.0)[0]
     measurement = degrade(engine, faces, blur)
 
-    class InterruptsDuringFit(type(blur)):
-        """Presses cancel from inside the first pixel fit, on its third application of A."""
-        calls = 0
-
-        def forward(self, x):
-            InterruptsDuringFit.calls += 1
-            if InterruptsDuringFit.calls == 3:
-                comfy.model_management.interrupt_current_processing(True)
-            return super().forward(x)
-
-    operator = InterruptsDuringFit(blur.kernel, "blur")
-    interrupted = interrupt_exception()
-    try:
-        with pytest.raises(interrupted):
-            restore(engine, model, vae, measurement, operator, cond, fit_steps=50, fit_solver=fit_solver)
-    finally:
-        comfy.model_management.interrupt_current_processing(False)
-    assert InterruptsDuringFit.calls == 3  # stopped at the next check, inside the fit loop
+    operator, calls = cancelling_operator(blur, "forward", 3)  # inside the first pixel fit
+    with expect_cancelled_run():
+        restore(engine, model, vae, measurement, operator, cond, fit_steps=50, fit_solver=fit_solver)
+    assert calls["n"] == 3  # stopped at the next check, inside the fit loop
 
 
 def test_clear_errors(engine, tiny):
