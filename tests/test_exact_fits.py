@@ -138,3 +138,12 @@ def test_exact_fit_on_a_nonlinear_operator_is_a_clear_error(engine, pack):
                                                                **dict(spin_defaults(engine), fit_solver="cg"))[0]
     with pytest.raises(ValueError, match="fit_solver 'cg' needs a linear operator"):
         oracle.sample(sampler)
+
+
+def test_solver_defaults_are_the_nodes_defaults(engine, pack):
+    """The swept defaults live in two places (the nodes' widgets and the solvers' option classes): the same."""
+    spin, dcdp = pack.solvers__spin, pack.solvers__dcdp
+    knobs = node_defaults(engine.nodes["InverseSpinSampler"])
+    from_node = pack.nodes__spin_nodes.spin_options(**{k: v for k, v in knobs.items() if k != "warm_start_strength"})
+    assert from_node == spin.SpinOptions(obs_std=from_node.obs_std)  # σ_y has no solver default: the node's 0.01
+    assert dcdp.DCDPOptions(**node_defaults(engine.nodes["InverseDCDPSampler"])) == dcdp.DCDPOptions()
