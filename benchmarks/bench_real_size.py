@@ -17,9 +17,7 @@ Run: .venv/bin/python benchmarks/bench_real_size.py [--family sd15|sdxl|flux ...
 """
 import json
 import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -28,7 +26,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent / "scripts"))
 sys.path.insert(0, str(ROOT))
 import comfy_harness  # noqa: E402
-from isolated import MARK  # noqa: E402
+from isolated import measure, run_isolated  # noqa: E402
 from oracle_problems import node_defaults  # noqa: E402
 
 FLUX_DEPTH = (2, 4)
@@ -48,6 +46,7 @@ FLUX = {"image_model": "flux", "in_channels": 16, "out_channels": 16, "vec_in_di
         "depth_single_blocks": FLUX_DEPTH[1], "axes_dim": [16, 56, 56], "theta": 10000, "patch_size": 2,
         "qkv_bias": True, "guidance_embed": True}
 CPU_SIZES = {"sd15": 256, "sdxl": 256, "flux": 256}
+RESTORERS = {"DInG": "InverseDInGRestoreSampler", "Spin": "InverseSpinSampler", "DCDP": "InverseDCDPSampler"}
 LABELS = ("inpaint: ComfyUI euler", "inpaint: DInG", "x4 SR: ComfyUI euler (ignores y)", "x4 SR: DInG Restore (pixel)",
           "x4 SR: Spin", "x4 SR: DCDP")
 
@@ -80,26 +79,6 @@ def build(family):
     return model, vae, cond
 
 
-def peak_reset():
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        return torch.cuda.memory_allocated()
-    import psutil
-    with open("/proc/self/clear_refs", "w") as handle:
-        handle.write("5")
-    return psutil.Process().memory_info().rss
-
-
-def peak_growth(before):
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() - before
-    with open("/proc/self/status") as handle:
-        peak = next(int(line.split()[1]) * 1024 for line in handle if line.startswith("VmHWM:"))
-    return max(peak - before, 0)
-
-
 def measure_one(engine, family, size, steps, label):
     model, vae, cond = build(family)
     nodes = engine.nodes
@@ -123,37 +102,16 @@ def measure_one(engine, family, size, steps, label):
         empty = {"samples": torch.zeros_like(latent["samples"])}
         if "euler" in label:
             sampler = euler
-        elif "DInG" in label:
-            node = nodes["InverseDInGRestoreSampler"]
-            sampler = node().get_sampler(vae, measurement, operator, **node_defaults(node))[0]
-        elif "Spin" in label:
-            node = nodes["InverseSpinSampler"]
-            sampler = node().get_sampler(vae, measurement, operator, **node_defaults(node))[0]
         else:
-            node = nodes["InverseDCDPSampler"]
+            node = nodes[next(name for method, name in RESTORERS.items() if method in label)]
             sampler = node().get_sampler(vae, measurement, operator, **node_defaults(node))[0]
         run = lambda: sample(sampler, empty)  # noqa: E731
     nodes["SamplerCustom"]().sample(model, True, 1, 1.0, cond, cond, euler, sigmas[-2:], latent)  # load + warm up
     vae.decode(latent["samples"])
-    before = peak_reset()
-    start = time.perf_counter()
-    out = run()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    assert torch.isfinite(out["samples"]).all()
-    print(MARK + json.dumps({"seconds": seconds, "peak_growth": peak_growth(before)}), flush=True)
 
-
-def run_isolated(family, size, steps, label):
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
-    result = subprocess.run([sys.executable, __file__, "--measure", json.dumps([family, size, steps, label])],
-                            capture_output=True, text=True, env=env, timeout=7200)
-    for line in result.stdout.splitlines():
-        if line.startswith(MARK):
-            values = json.loads(line[len(MARK):])
-            return values["seconds"], values["peak_growth"]
-    raise RuntimeError(f"measuring {label!r} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    def checked_run():
+        assert torch.isfinite(run()["samples"]).all()
+    measure(checked_run)
 
 
 def main():
@@ -175,7 +133,7 @@ def main():
                                                                                           CPU_SIZES[family])
         baseline = {}
         for label in LABELS:
-            seconds, grown = run_isolated(family, size, steps, label)
+            seconds, grown = run_isolated(__file__, json.dumps([family, size, steps, label]), timeout=7200)
             task = label.split(":")[0]
             baseline.setdefault(task, (seconds, grown))
             base_seconds, base_grown = baseline[task]

@@ -39,21 +39,31 @@ def _peak_rss(reset):
 
 
 def measure(run):
-    """In the child: time `run()` and report its peak memory growth on stdout."""
-    before = psutil.Process().memory_info().rss
-    reset = _reset_peak()
+    """In the child: time `run()` and report its peak memory growth on stdout: resident memory on the
+    CPU, torch.cuda.max_memory_allocated where ComfyUI runs on a CUDA device."""
+    import torch
+    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+    else:
+        before = psutil.Process().memory_info().rss
+        reset = _reset_peak()
     start = time.perf_counter()
     run()
+    if cuda:
+        torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    peak = _peak_rss(reset)
+    peak = torch.cuda.max_memory_allocated() if cuda else _peak_rss(reset)
     print(MARK + json.dumps({"seconds": seconds, "peak_growth": max(peak - before, 0)}), flush=True)
 
 
-def run_isolated(script, label):
+def run_isolated(script, label, timeout=1800):
     """In the parent: run `script --measure label` and return (seconds, peak growth in bytes)."""
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
     result = subprocess.run([sys.executable, str(script), "--measure", label], capture_output=True, text=True,
-                            env=env, timeout=1800)
+                            env=env, timeout=timeout)
     for line in result.stdout.splitlines():
         if line.startswith(MARK):
             values = json.loads(line[len(MARK):])

@@ -51,12 +51,10 @@ def spin_options_inputs():
 
 def spin_options(warm_start_iterations, guided_steps, guidance_end, fit_steps, fit_lr, proximity,
                  measurement_noise, renoise, fit_solver="auto", fit_tolerance=1e-3):
-    if fit_solver not in spin.FIT_SOLVERS:
-        raise ValueError(f"fit_solver: expected one of {spin.FIT_SOLVERS}, got {fit_solver!r}")
-    return spin.SpinOptions(warm_start_iterations=warm_start_iterations, guided_steps=guided_steps,
-                            guidance_window=(0.0, guidance_end), fit_solver=fit_solver, fit_steps=fit_steps,
-                            fit_lr=fit_lr, fit_tolerance=fit_tolerance, proximity=proximity,
-                            obs_std=2.0 * measurement_noise, stochastic_renoise=renoise == "stochastic")
+    return spin.check_options(spin.SpinOptions(
+        warm_start_iterations=warm_start_iterations, guided_steps=guided_steps, guidance_window=(0.0, guidance_end),
+        fit_solver=fit_solver, fit_steps=fit_steps, fit_lr=fit_lr, fit_tolerance=fit_tolerance, proximity=proximity,
+        obs_std=2.0 * measurement_noise, stochastic_renoise=renoise == "stochastic"))
 
 
 def fit_iteration_name(operator, options):
@@ -110,12 +108,11 @@ def sample_spin_comfy(model, x, sigmas, extra_args=None, callback=None, disable=
                       "sigma_hat": sigmas[offset + i], "denoised": x0})
 
     stats = SolveStats() if stats is None else stats
-    iteration_name = fit_iteration_name(operator, options)  # a bad solver/operator pair fails before any call
     result = spin.sample_spin(call.denoise, call.codec.decode, call.codec.encode, operator, call.y, run_sigmas,
                               call.param, call.generator(), options, callback=report,
                               check_interrupt=comfy_compat.check_interrupt, warm_start_callback=report_warm_start,
                               stats=stats)
-    log.info("Spin fits: %s", stats.describe(iteration_name))
+    log.info("Spin fits: %s", stats.describe(fit_iteration_name(operator, options)))
     return result
 
 

@@ -53,9 +53,14 @@ def guided_step_indices(n_steps: int, options: SpinOptions) -> set:
     return set(positions)
 
 
-def uses_exact_fit(operator, options: SpinOptions) -> bool:
+def check_options(options: SpinOptions) -> SpinOptions:
+    """Reject settings the algorithm has no meaning for (the names are the nodes' widget names)."""
     if options.fit_solver not in FIT_SOLVERS:
         raise ValueError(f"fit_solver must be one of {FIT_SOLVERS}, got {options.fit_solver!r}")
+    return options
+
+
+def uses_exact_fit(operator, options: SpinOptions) -> bool:
     return pixel_fit.uses_exact_solve(operator, options.fit_solver, "fit_solver")
 
 
@@ -94,6 +99,8 @@ def sample_spin(denoise: Callable, decode: Callable, encode: Callable, operator,
     denoise(x, σ) → x̂0 in latent space; decode(z) → pixels [B, C, H, W] in [−1, 1]; encode inverse;
     measurement y in the operator's output space. Returns the final latent x̂0.
     """
+    check_options(options)
+    uses_exact_fit(operator, options)  # a bad solver/operator pair fails before any network call
     sigma_values = [as_scalar(s) for s in sigmas]
     sigma_start = sigma_values[0]
 
