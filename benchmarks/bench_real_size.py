@@ -4,8 +4,10 @@ against plain ComfyUI sampling at the same steps, all measured in this run, one 
 Models (ComfyUI's own classes, configs as ComfyUI detects them from the checkpoints):
   sd15  SD1.5 UNet (320 channels, 860M parameters) + the SD VAE (ch 128, 4 latent channels)
   sdxl  SDXL UNet (320 channels, transformer depth 10, 2.6B parameters) + the SD VAE
-  flux  Flux's blocks at full width (hidden 3072, 24 heads) but FLUX_DEPTH double / single blocks of the
-        real 19 / 38 (a real-size Flux needs ~48 GB in float32); the 16-channel VAE at full width.
+  flux  Flux at full size (hidden 3072, 24 heads, 19 double + 38 single blocks, 256 T5 tokens as ComfyUI's
+        Flux tokenizer pads to) + the 16-channel VAE at full width. A Flux with its own weights in every block
+        needs ~48 GB in float32, so all double blocks share one block's weights and all single blocks another's:
+        every block still runs its full computation (same FLOPs and activations), only ~2 GB of weights are held.
 Tasks: inpainting a centre box (ComfyUI euler with a noise mask vs DInG), and x4 super-resolution
 (ComfyUI euler from an empty latent, i.e. no measurement, vs DInG Restore (pixel), Spin and DCDP at
 the nodes' defaults). Each row: wall time and peak memory growth of the SamplerCustom call, and the
@@ -29,7 +31,7 @@ import comfy_harness  # noqa: E402
 from isolated import measure, run_isolated  # noqa: E402
 from oracle_problems import node_defaults  # noqa: E402
 
-FLUX_DEPTH = (2, 4)
+FLUX_DEPTH = (19, 38)  # double, single blocks
 UNET_COMMON = {"use_checkpoint": False, "image_size": 32, "in_channels": 4, "out_channels": 4, "model_channels": 320,
                "use_spatial_transformer": True, "legacy": False, "use_temporal_resblock": False,
                "use_temporal_attention": False, "dtype": torch.float32}
@@ -42,8 +44,8 @@ SDXL_UNET = dict(UNET_COMMON, num_res_blocks=[2, 2, 2], channel_mult=[1, 2, 4], 
                  use_linear_in_transformer=True, context_dim=2048, num_heads=-1, num_head_channels=64,
                  adm_in_channels=2816, num_classes="sequential")
 FLUX = {"image_model": "flux", "in_channels": 16, "out_channels": 16, "vec_in_dim": 768, "context_in_dim": 4096,
-        "hidden_size": 3072, "mlp_ratio": 4.0, "num_heads": 24, "depth": FLUX_DEPTH[0],
-        "depth_single_blocks": FLUX_DEPTH[1], "axes_dim": [16, 56, 56], "theta": 10000, "patch_size": 2,
+        "hidden_size": 3072, "mlp_ratio": 4.0, "num_heads": 24, "depth": 1,
+        "depth_single_blocks": 1, "axes_dim": [16, 56, 56], "theta": 10000, "patch_size": 2,
         "qkv_bias": True, "guidance_embed": True}
 CPU_SIZES = {"sd15": 256, "sdxl": 256, "flux": 256}
 RESTORERS = {"DInG": "InverseDInGRestoreSampler", "Spin": "InverseSpinSampler", "DCDP": "InverseDCDPSampler"}
@@ -53,6 +55,16 @@ LABELS = ("inpaint: ComfyUI euler", "inpaint: DInG", "x4 SR: ComfyUI euler (igno
 
 def tiny_nodes():
     return next(m for name, m in sys.modules.items() if name.endswith("inverse_test_nodes"))
+
+
+def flux_with_shared_blocks():
+    """Flux's full depth, each kind of block repeated with one set of weights (see the module docstring)."""
+    import comfy.supported_models as SM
+    base = SM.Flux(FLUX).get_model({})
+    net = base.diffusion_model
+    net.double_blocks = torch.nn.ModuleList([net.double_blocks[0]] * FLUX_DEPTH[0])
+    net.single_blocks = torch.nn.ModuleList([net.single_blocks[0]] * FLUX_DEPTH[1])
+    return base
 
 
 def build(family):
@@ -66,7 +78,7 @@ def build(family):
     elif family == "sdxl":
         base, channels, context, pooled = SM.SDXL(SDXL_UNET).get_model({}), 4, 2048, 1280
     else:
-        base, channels, context, pooled = SM.Flux(FLUX).get_model({}), 16, 4096, 768
+        base, channels, context, pooled = flux_with_shared_blocks(), 16, 4096, 768
     tiny._fill(base.diffusion_model, 0, fan_in=True)
     model = comfy.model_patcher.ModelPatcher(base, load_device=mm.get_torch_device(),
                                              offload_device=mm.unet_offload_device())
@@ -75,7 +87,8 @@ def build(family):
     extra = {"guidance": 3.5}
     if pooled is not None:
         extra["pooled_output"] = torch.randn(1, pooled, generator=generator)
-    cond = [[torch.randn(1, 77, context, generator=generator) * 0.1, extra]]
+    tokens = 256 if family == "flux" else 77
+    cond = [[torch.randn(1, tokens, context, generator=generator) * 0.1, extra]]
     return model, vae, cond
 
 
@@ -125,7 +138,7 @@ def main():
     steps = int(sys.argv[sys.argv.index("--steps") + 1]) if "--steps" in sys.argv else (20 if gpu else 8)
     device = torch.cuda.get_device_name() if gpu else f"CPU ({os.cpu_count()} cores)"
     print(f"engine: {engine.name} ({engine.commit}); {device}; {steps} steps; Flux: {FLUX_DEPTH[0]} double + "
-          f"{FLUX_DEPTH[1]} single blocks of 19 + 38")
+          f"{FLUX_DEPTH[1]} single blocks (weights shared per kind)")
     print("| model | size | task: sampler | wall time (s) | time / euler | peak memory growth (MiB) | memory / euler |")
     print("|---|---|---|---|---|---|---|")
     for family in families:

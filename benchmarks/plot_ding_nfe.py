@@ -87,7 +87,7 @@ def draw(panels, path):
             y = pad_t + (1 - min(value, y_hi) / y_hi) * (height - pad_t - pad_b)
             return x, y
         d.rectangle([ox + pad_l, pad_t, ox + width - pad_r, height - pad_b], outline="black")
-        d.text((ox + pad_l, 15), title, fill="black", font=font(16))
+        d.text((ox + pad_l, 6), title, fill="black", font=font(16))
         for tick in (5, 10, 20, 40, 80):
             x, _ = to_px(tick, 0)
             d.line([x, height - pad_b, x, height - pad_b + 5], fill="black")
@@ -98,11 +98,11 @@ def draw(panels, path):
             _, y = to_px(1, value)
             d.line([ox + pad_l - 5, y, ox + pad_l, y], fill="black")
             d.text((ox + 8, y - 7), f"{value:.2f}", fill="black", font=font(12))
-        d.text((ox + 8, pad_t - 22), "sliced W2 to exact posterior", fill="black", font=font(12))
+        d.text((ox + 8, pad_t - 18), "sliced W2 to exact posterior", fill="black", font=font(12))
         _, fy = to_px(1, floor)
         for x in range(ox + pad_l, ox + width - pad_r, 12):
             d.line([x, fy, x + 6, fy], fill=(120, 120, 120))
-        d.text((ox + width - pad_r - 150, fy - 16), f"noise floor {floor:.3f}", fill=(100, 100, 100), font=font(12))
+        d.text((ox + pad_l + 6, fy - 16), f"noise floor {floor:.3f}", fill=(100, 100, 100), font=font(12))
         for label, points in result.items():
             xy = [to_px(c, w) for c, w in points]
             d.line(xy, fill=COLOURS[label], width=3)
