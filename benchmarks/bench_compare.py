@@ -21,19 +21,22 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent / "scripts"))
 sys.path.insert(0, str(ROOT))
 import comfy_harness  # noqa: E402
-from bench_spin import SPIN, STRENGTH, Modules, dps_sampler, run, spin_sampler, use_autograd_safe_attention  # noqa: E402
+from bench_spin import Modules, dps_sampler, run, spin_calls, spin_sampler, use_autograd_safe_attention  # noqa: E402
 from isolated import measure, print_cost_table  # noqa: E402
-from oracle_problems import PIXEL_NOISE, PIXEL_SHAPE, pixel_operators, pixel_problem  # noqa: E402
+from oracle_problems import PIXEL_NOISE, PIXEL_SHAPE, node_defaults, pixel_operators, pixel_problem  # noqa: E402
 
 N_SAMPLES = 300
 STEPS = 20
-DCDP = dict(outer_iterations=10, inner_steps=100, step_size=0.1, proximal_weight=1.0, start_strength=0.7,
-            end_strength=0.0, purification="tweedie", purification_steps=4, dc_solver="momentum",
-            skip_final_purification=False)
 
 
 def module(engine, name):
     return importlib.import_module(f"{engine.pack.__name__}.{name}")
+
+
+def dcdp_sampler(engine, vae, measurement, operator):
+    """DCDP Sampler at its widget defaults (chosen by benchmarks/sweep_spin_dcdp.py)."""
+    node = engine.nodes["InverseDCDPSampler"]
+    return node().get_sampler(vae, measurement, operator, **node_defaults(node))[0]
 
 
 def timed(call):
@@ -45,7 +48,7 @@ def timed(call):
 def oracle_rows(engine):
     oracle, bridge = module(engine, "nodes.oracle_model"), module(engine, "nodes.vae_bridge")
     metrics, compat = module(engine, "solvers.metrics"), module(engine, "nodes.comfy_compat")
-    dcdp, spin_nodes = module(engine, "solvers.dcdp"), module(engine, "nodes.spin_nodes")
+    dcdp, dcdp_options = module(engine, "solvers.dcdp"), node_defaults(engine.nodes["InverseDCDPSampler"])
     rows = []
     for task, operator in pixel_operators(Modules(engine)).items():
         if task == "sr_bicubic_x2":
@@ -58,13 +61,12 @@ def oracle_rows(engine):
         empty, measurement = torch.zeros(N_SAMPLES, *PIXEL_SHAPE), bridge.pixels_to_image(y)
         results = []
 
-        dcdp_sampler = engine.nodes["InverseDCDPSampler"]().get_sampler(vae, measurement, operator, **DCDP)[0]
-        samples, seconds = timed(lambda: run(engine, model, dcdp_sampler, sigmas, empty))
-        results.append(("DCDP (10 rounds, Tweedie)", dcdp.network_calls(dcdp.DCDPOptions(**DCDP), sigmas), samples, seconds))
-        spin_calls = SPIN["warm_start_iterations"] + len(spin_nodes.warm_start_sigmas(sigmas, STRENGTH)) - 1
+        sampler = dcdp_sampler(engine, vae, measurement, operator)
+        samples, seconds = timed(lambda: run(engine, model, sampler, sigmas, empty))
+        results.append(("DCDP", dcdp.network_calls(dcdp.DCDPOptions(**dcdp_options), sigmas), samples, seconds))
         samples, spin_seconds = timed(lambda: run(engine, model, spin_sampler(engine, vae, measurement, operator, PIXEL_NOISE / 2),
                                                   sigmas, empty))
-        results.append(("Spin", spin_calls, samples, spin_seconds))
+        results.append(("Spin", spin_calls(engine, sigmas), samples, spin_seconds))
         if task == "inpaint":
             ding = engine.nodes["InverseDInGSampler"]().get_sampler("ding", "fm_square", 1.0, PIXEL_NOISE)[0]
             latent = y.expand(N_SAMPLES, -1, -1, -1)
@@ -113,9 +115,8 @@ def cost_run(engine, label):
         "DInG": lambda: engine.nodes["SamplerCustom"]().sample(
             model, True, 1, 1.0, cond, cond, engine.nodes["InverseDInGSampler"]().get_sampler("ding", "fm_square", 1.0, 0.01)[0],
             sigmas, hole),
-        "Spin": lambda: run(engine, model, spin_sampler(engine, vae, measurement, operator, 0.0), sigmas, latent, cond),
-        "DCDP": lambda: run(engine, model, engine.nodes["InverseDCDPSampler"]().get_sampler(
-            vae, measurement, operator, **DCDP)[0], sigmas, latent, cond),
+        "Spin": lambda: run(engine, model, spin_sampler(engine, vae, measurement, operator, 0.01), sigmas, latent, cond),
+        "DCDP": lambda: run(engine, model, dcdp_sampler(engine, vae, measurement, operator), sigmas, latent, cond),
         "DPS": lambda: run(engine, model, dps_sampler(engine, vae, bridge.image_to_pixels(measurement, "cpu"), operator,
                                                       param, 1.0), sigmas, latent, cond),
     }

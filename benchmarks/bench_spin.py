@@ -22,23 +22,31 @@ sys.path.insert(0, str(ROOT))
 import comfy_harness  # noqa: E402
 from dps_baseline import sample_dps  # noqa: E402
 from isolated import measure, print_cost_table  # noqa: E402
-from oracle_problems import PIXEL_NOISE, PIXEL_SHAPE, pixel_operators, pixel_problem  # noqa: E402
+from oracle_problems import PIXEL_NOISE, PIXEL_SHAPE, node_defaults, pixel_operators, pixel_problem  # noqa: E402
 from oracle_problems import run_sampler_custom as run  # noqa: E402
 
 N_SAMPLES = 300
 STEPS = 20
-STRENGTH = 0.6
-SPIN = dict(warm_start_iterations=4, guided_steps=4, guidance_end=0.6, fit_steps=50, fit_lr=0.05, proximity=1.0,
-            renoise="stochastic")
 
 
 def module(engine, name):
     return importlib.import_module(f"{engine.pack.__name__}.{name}")
 
 
+def spin_defaults(engine):
+    """Spin Sampler's widget defaults (chosen by benchmarks/sweep_spin_dcdp.py): what a user gets."""
+    return node_defaults(engine.nodes["InverseSpinSampler"])
+
+
 def spin_sampler(engine, vae, measurement, operator, noise):
-    return engine.nodes["InverseSpinSampler"]().get_sampler(vae, measurement, operator, STRENGTH,
-                                                            measurement_noise=noise, **SPIN)[0]
+    knobs = dict(spin_defaults(engine), measurement_noise=noise)
+    return engine.nodes["InverseSpinSampler"]().get_sampler(vae, measurement, operator, **knobs)[0]
+
+
+def spin_calls(engine, sigmas):
+    knobs = spin_defaults(engine)
+    run_sigmas = module(engine, "nodes.spin_nodes").warm_start_sigmas(sigmas, knobs["warm_start_strength"])
+    return knobs["warm_start_iterations"] + len(run_sigmas) - 1
 
 
 def dps_sampler(engine, vae, y, operator, param, scale):
@@ -50,7 +58,7 @@ def dps_sampler(engine, vae, y, operator, param, scale):
 def oracle_table(engine):
     oracle, bridge = module(engine, "nodes.oracle_model"), module(engine, "nodes.vae_bridge")
     metrics, spin_nodes = module(engine, "solvers.metrics"), module(engine, "nodes.spin_nodes")
-    compat = module(engine, "nodes.comfy_compat")
+    compat, strength = module(engine, "nodes.comfy_compat"), spin_defaults(engine)["warm_start_strength"]
     rows = []
     for prediction in ("eps", "flow"):
         for task, operator in pixel_operators(Modules(engine)).items():
@@ -62,28 +70,28 @@ def oracle_table(engine):
             param = compat.parameterisation_of(compat.model_sampling_of(model))
             sigmas = engine.nodes["BasicScheduler"]().get_sigmas(model, "normal", STEPS, 1.0)[0]
             empty = torch.zeros(N_SAMPLES, *PIXEL_SHAPE)
-            spin_calls = SPIN["warm_start_iterations"] + len(spin_nodes.warm_start_sigmas(sigmas, STRENGTH)) - 1
+            spin_nfe = spin_calls(engine, sigmas)
             samples = {}
             start = time.perf_counter()
-            samples[("Spin", spin_calls)] = run(engine, model, spin_sampler(engine, vae, bridge.pixels_to_image(y),
+            samples[("Spin", spin_nfe)] = run(engine, model, spin_sampler(engine, vae, bridge.pixels_to_image(y),
                                                                             operator, PIXEL_NOISE / 2), sigmas, empty)
             spin_time = time.perf_counter() - start
             euler = engine.nodes["KSamplerSelect"]().get_sampler("euler")[0]
             samples[("prior (ignores y)", STEPS)] = run(engine, model, euler, sigmas, empty)
             first_guess = bridge.pixels_to_image(operator.initial_guess(y).expand(N_SAMPLES, -1, -1, -1))
-            cut = spin_nodes.warm_start_sigmas(sigmas, STRENGTH)
+            cut = spin_nodes.warm_start_sigmas(sigmas, strength)
             samples[("SDEdit from first guess", len(cut) - 1)] = run(engine, model, euler, cut, vae.encode(first_guess))
-            for dps_steps in (spin_calls, STEPS * 5):
+            for dps_steps in (spin_nfe, STEPS * 5):
                 dps_sigmas = engine.nodes["BasicScheduler"]().get_sigmas(model, "normal", dps_steps, 1.0)[0]
                 start = time.perf_counter()
                 samples[("DPS", dps_steps)] = run(engine, model, dps_sampler(engine, vae, y, operator, param, 1.0),
                                                   dps_sigmas, empty)
-                if dps_steps == spin_calls:
+                if dps_steps == spin_nfe:
                     dps_time = time.perf_counter() - start
             for (label, calls), latent in samples.items():
                 distance = float(metrics.sliced_wasserstein(latent.reshape(N_SAMPLES, -1).double(), exact, generator))
                 rows.append((prediction, task, label, calls, distance, floor))
-            rows.append((prediction, task, f"(wall time Spin / DPS at {spin_calls} NFE: {spin_time / dps_time:.2f})",
+            rows.append((prediction, task, f"(wall time Spin / DPS at {spin_nfe} NFE: {spin_time / dps_time:.2f})",
                          "", float("nan"), floor))
     print("\n| sampling | task | sampler | NFE | sliced W2 to exact posterior | noise floor |")
     print("|---|---|---|---|---|---|")
@@ -119,7 +127,6 @@ def cost_run(engine, label):
     """Build the tiny model and one sampler, warm up with plain euler, then measure `label`."""
     tiny = next(m for name, m in sys.modules.items() if name.endswith("inverse_test_nodes"))
     bridge, compat = module(engine, "nodes.vae_bridge"), module(engine, "nodes.comfy_compat")
-    spin_nodes = module(engine, "nodes.spin_nodes")
     model, _, vae = tiny.TinyCheckpointLoader().load("sd15", 0)
     use_autograd_safe_attention(vae)
     image, _ = tiny.TinyLoadImage().load(256, 1)
@@ -128,13 +135,13 @@ def cost_run(engine, label):
     cond = tiny.tiny_conditioning("bench")
     latent = torch.zeros(1, 4, 32, 32)
     sigmas = engine.nodes["BasicScheduler"]().get_sigmas(model, "normal", STEPS, 1.0)[0]
-    calls = SPIN["warm_start_iterations"] + len(spin_nodes.warm_start_sigmas(sigmas, STRENGTH)) - 1
+    calls = spin_calls(engine, sigmas)
     equal_sigmas = engine.nodes["BasicScheduler"]().get_sigmas(model, "normal", calls, 1.0)[0]
     param = compat.parameterisation_of(compat.model_sampling_of(model))
     y = bridge.image_to_pixels(measurement, "cpu")
     euler = engine.nodes["KSamplerSelect"]().get_sampler("euler")[0]
     runs = {"ComfyUI euler (plain)": (euler, equal_sigmas),
-            "Spin": (spin_sampler(engine, vae, measurement, operator, 0.0), sigmas),
+            "Spin": (spin_sampler(engine, vae, measurement, operator, 0.01), sigmas),
             "DPS (grad through UNet + decoder)": (dps_sampler(engine, vae, y, operator, param, 1.0), equal_sigmas)}
     run(engine, model, euler, equal_sigmas[:3], latent, cond)  # warm-up, the same for every label
     vae.encode(vae.decode(latent))
