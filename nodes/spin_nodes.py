@@ -86,10 +86,11 @@ def sample_spin_comfy(model, x, sigmas, extra_args=None, callback=None, disable=
     run_sigmas = warm_start_sigmas(sigmas, strength)
     warn_if_nothing_is_guided(len(run_sigmas) - 1, options)
     offset = len(sigmas) - len(run_sigmas)
-    log.info("Spin (%s, %s): %d network calls, %d pixel fits of at most %d iterations", operator.describe(),
-             call.param.name, spin.network_calls(run_sigmas, options),
-             options.warm_start_iterations + len(spin.guided_step_indices(len(run_sigmas) - 1, options)),
-             options.fit_steps)
+    fits = options.warm_start_iterations + len(spin.guided_step_indices(len(run_sigmas) - 1, options))
+    fits_said = (f"{fits} exact pixel fits (closed form or CG)" if spin.uses_exact_fit(operator, options)
+                 else f"{fits} pixel fits of at most {options.fit_steps} Adam steps")
+    log.info("Spin (%s, %s): %d network calls, %s", operator.describe(), call.param.name,
+             spin.network_calls(run_sigmas, options), fits_said)
 
     # ComfyUI's progress bar counts the len(sigmas) − 1 steps of the full schedule; Spin's network calls
     # (warm-start rounds, then the reverse steps from t*) are spread evenly over it, so it moves from the first call
