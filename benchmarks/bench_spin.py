@@ -44,9 +44,10 @@ def spin_sampler(engine, vae, measurement, operator, noise):
 
 
 def spin_calls(engine, sigmas):
-    knobs = spin_defaults(engine)
-    run_sigmas = module(engine, "nodes.spin_nodes").warm_start_sigmas(sigmas, knobs["warm_start_strength"])
-    return knobs["warm_start_iterations"] + len(run_sigmas) - 1
+    knobs, spin_nodes = spin_defaults(engine), module(engine, "nodes.spin_nodes")
+    strength = knobs.pop("warm_start_strength")
+    return module(engine, "solvers.spin").network_calls(spin_nodes.warm_start_sigmas(sigmas, strength),
+                                                        spin_nodes.spin_options(**knobs))
 
 
 def dps_sampler(engine, vae, y, operator, param, scale):
@@ -74,7 +75,7 @@ def oracle_table(engine):
             samples = {}
             start = time.perf_counter()
             samples[("Spin", spin_nfe)] = run(engine, model, spin_sampler(engine, vae, bridge.pixels_to_image(y),
-                                                                            operator, PIXEL_NOISE / 2), sigmas, empty)
+                                                                          operator, PIXEL_NOISE / 2), sigmas, empty)
             spin_time = time.perf_counter() - start
             euler = engine.nodes["KSamplerSelect"]().get_sampler("euler")[0]
             samples[("prior (ignores y)", STEPS)] = run(engine, model, euler, sigmas, empty)
