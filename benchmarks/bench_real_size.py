@@ -17,6 +17,7 @@ Run: .venv/bin/python benchmarks/bench_real_size.py [--family sd15|sdxl|flux ...
      CPU defaults: 256 px, 8 steps; with COMFYUI_GPU=1 on a CUDA machine: 1024 px, 20 steps.
      Flux needs upstream ComfyUI (COMFYUI_PATH).
 """
+import itertools
 import json
 import os
 import sys
@@ -80,8 +81,11 @@ def build(family):
     else:
         base, channels, context, pooled = flux_with_shared_blocks(), 16, 4096, 768
     tiny._fill(base.diffusion_model, 0, fan_in=True)
+    # the weights held, each shared tensor once (ComfyUI's own count sums state_dict, which lists a shared
+    # Flux block 19 / 38 times, and could make it choose a partial load on a GPU)
+    held_bytes = sum(t.nelement() * t.element_size() for t in itertools.chain(base.parameters(), base.buffers()))
     model = comfy.model_patcher.ModelPatcher(base, load_device=mm.get_torch_device(),
-                                             offload_device=mm.unet_offload_device())
+                                             offload_device=mm.unet_offload_device(), size=held_bytes)
     vae = tiny.tiny_vae(channels, 1, fan_in=True, ch=128, ch_mult=[1, 2, 4, 4], num_res_blocks=2)
     generator = torch.Generator().manual_seed(0)
     extra = {"guidance": 3.5}
