@@ -136,7 +136,9 @@ class PixelOracle:
 # over latents is closed form.
 RESTORE_IMAGE_SIDE = 8
 RESTORE_NOISE = 0.05
-AUTOENCODERS = {"identity": (3, 8), "linear": (4, 4)}
+# latent (channels, side) of each test autoencoder, all decoding to RGB 8x8: identity, the face demo's grey
+# decoder (one latent channel copied to R, G, B: JᵀJ = 3I, not an isometry), and the SD-shaped linear one
+AUTOENCODERS = {"identity": (3, 8), "grey": (1, 8), "linear": (4, 4)}
 
 
 def restore_operators(pack):
@@ -184,8 +186,8 @@ class RestoreOracle:
         generator = torch.Generator().manual_seed(seed)
         dim = channels * side * side
         self.mixture = pack.solvers__gaussian_mixture.random_mixture(dim, 3, generator, spread=0.35, scale=0.15)
-        if autoencoder == "identity":
-            self.vae = oracle_model.pass_through_vae(3)
+        if autoencoder in ("identity", "grey"):
+            self.vae = oracle_model.pass_through_vae(channels)
         else:
             self.vae = oracle_model.linear_vae(oracle_model.random_decoder_matrix(4, generator))
         decoder = self.vae.first_stage_model

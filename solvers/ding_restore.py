@@ -18,9 +18,11 @@ linearises Dec at its own x̂0, A_z = A·J, and the measurement becomes y − A(
 * `linearized`: J v by forward-mode differentiation of the decoder (a finite difference where a kernel
   has no forward rule), Jᵀ w by a vector-Jacobian product through the decoder only (never the
   denoiser), conjugate gradients on the composed system. Exact for linear decoders.
-* `pixel`: no autograd. J Jᵀ ≈ κ I (κ: pixel variance per unit latent variance, probed once), so the
-  system is solved in pixel space with A alone, and Jᵀ ≈ g²·J⁺ with J⁺ a finite difference of the
-  encoder (g² = ‖Jξ‖²/‖ξ‖²). Exact when the decoder is an isometry up to scale; approximate otherwise.
+* `pixel`: no autograd. The decoder is taken as an isometry up to scale, JᵀJ ≈ g² I (g² = ‖Jξ‖²/‖ξ‖²,
+  probed once), so Jᵀ ≈ g²·J⁺ with J⁺ a finite difference of the encoder, and the system is solved in
+  pixel space with A alone and prior variance g²η² (see DecoderGainObservation). Exact when JᵀJ = g² I
+  and A maps the decoder's range into itself (a pixel model, a grey decoder under a per-channel A);
+  approximate otherwise.
 """
 import logging
 from dataclasses import dataclass
@@ -146,13 +148,11 @@ def _decoder_difference(decode, point, pixels, direction, size):
     return (decode(point + step * direction) - pixels) / step
 
 
-def probe_pixel_gain(decode, point, pixels, size):
-    """(κ, g²) of the decoder at `point` from one random finite difference: g² = ‖Jξ‖²/‖ξ‖², and
-    κ = g²·(latent size / pixel size), the pixel variance per unit latent variance."""
+def probe_squared_gain(decode, point, pixels, size):
+    """g² = ‖Jξ‖²/‖ξ‖² of the decoder at `point`, from one random finite difference."""
     probe = torch.randn(point.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float32).to(point)
     image = _decoder_difference(decode, point, pixels, probe, size)
-    squared_gain = float(image.square().sum() / probe.square().sum())
-    return squared_gain * probe[0].numel() / image[0].numel(), squared_gain
+    return float(image.square().sum() / probe.square().sum())
 
 
 class LinearisedDecoderObservation(LinearObservation):
@@ -205,20 +205,24 @@ class LinearisedDecoderObservation(LinearObservation):
 
 
 class DecoderGainObservation(LinearObservation):
-    """No autograd: the system in pixel space with J Jᵀ ≈ κ I, and Jᵀ ≈ g²·(finite-difference encoder)."""
+    """No autograd: the decoder taken as JᵀJ ≈ g² I with Enc ≈ J⁺, so Jᵀ ≈ g²·(finite-difference encoder)
+    and J Jᵀ ≈ g²·(projector onto the decoder's range). The step reads the measurement-space solution w
+    only through Jᵀ Aᵀ w, so the system is solved in pixel space with J Jᵀ ≈ g² I: exact for A = I and
+    wherever A maps the decoder's range into itself. (Matching J Jᵀ's trace instead, g²·latent/pixel
+    size, under-weights the prior in the directions the step moves by that ratio and overshoots: ×3 on a
+    grey decoder, ×48 on SD's VAE.)"""
 
     def __init__(self, operator, measurement, obs_std, options, decode: Callable, encode: Callable,
                  check_interrupt=None):
         super().__init__(operator, measurement, obs_std, options, check_interrupt)
         self.decode, self.encode = decode, encode
         self.point = self.pixels = self.encoded = None
-        self.pixel_gain = self.squared_gain = None  # κ and g²
+        self.squared_gain = None  # g²
 
     def linearise(self, x0):
         self.point, self.pixels, self.encoded = x0, self.decode(x0), None
-        if self.pixel_gain is None:
-            self.pixel_gain, self.squared_gain = probe_pixel_gain(self.decode, x0, self.pixels,
-                                                                  self.options.finite_difference)
+        if self.squared_gain is None:
+            self.squared_gain = probe_squared_gain(self.decode, x0, self.pixels, self.options.finite_difference)
         self.data_residual = (self.y.to(self.pixels.dtype) - self.operator.forward(self.pixels)).to(x0.dtype)
 
     def apply(self, v):
@@ -233,7 +237,7 @@ class DecoderGainObservation(LinearObservation):
         return (self.squared_gain * (self.encode(self.pixels + step * back) - self.encoded) / step).to(w.dtype)
 
     def solve(self, noise_var, prior_var, rhs):
-        return self._pixel_solve(noise_var, self.pixel_gain * prior_var, rhs)
+        return self._pixel_solve(noise_var, self.squared_gain * prior_var, rhs)
 
     def release(self):
         self.point = self.pixels = self.encoded = None

@@ -194,20 +194,25 @@ def test_linearized_solver_is_as_close_as_the_dense_exact_step(engine, pack, aut
 
 
 @pytest.mark.parametrize("prediction", ["eps", "flow"])
-@pytest.mark.parametrize("task", ["gaussian_blur", "sr_x2", "inpaint"])
-def test_pixel_solver_is_exact_for_pixel_models_and_close_through_a_linear_autoencoder(engine, pack, prediction, task):
+@pytest.mark.parametrize("task", ["gaussian_blur", "sr_x2", "inpaint", "denoise"])
+def test_pixel_solver_is_exact_for_scaled_isometries_and_close_through_a_linear_autoencoder(engine, pack, prediction,
+                                                                                           task):
+    """`pixel` takes JᵀJ ≈ g² I. Exact (up to sampling) for the identity and for the face demo's grey decoder
+    (JᵀJ = 3I: its prior variance along the decoder's range is 3η², which the former trace-matched J Jᵀ ≈ I
+    missed: 16x the dense step's distance on denoising, and a diverging x5 SR in the demo)."""
     generator = torch.Generator().manual_seed(0)
     results = {}
-    for autoencoder in ("identity", "linear"):
+    for autoencoder in ("identity", "grey", "linear"):
         oracle = RestoreOracle(engine, pack, restore_operators(pack)[task], prediction, autoencoder, N_SAMPLES, STEPS)
-        results[autoencoder] = (oracle.distance(oracle.sample(ding_restore_sampler(engine, oracle)), generator),
-                                oracle.distance(oracle.dense_reference(), generator), oracle.floor)
         prior = oracle.distance(oracle.mixture.sample(N_SAMPLES, generator), generator)
+        results[autoencoder] = (oracle.distance(oracle.sample(ding_restore_sampler(engine, oracle)), generator),
+                                oracle.distance(oracle.dense_reference(), generator), oracle.floor, prior)
     print(f"\n{task} {prediction}: pixel solver vs dense (floor): "
           + ", ".join(f"{k} {v[0]:.4f} vs {v[1]:.4f} ({v[2]:.4f})" for k, v in results.items()))
-    ours, dense, floor = results["identity"]
-    assert ours < 1.15 * dense + floor            # an isometric decoder: the approximation is exact
-    ours, dense, floor = results["linear"]
-    # unequal column norms: the price of no autograd, measured 1.3–1.6x the dense step on blur and SR and
-    # 3.3x on inpainting (J Jᵀ ≈ κI is worst where A keeps whole pixels), 0.3–0.56 of the prior's distance
-    assert ours < 3.5 * dense + floor and ours < 0.7 * prior
+    for autoencoder in ("identity", "grey"):
+        ours, dense, floor, _ = results[autoencoder]
+        assert ours < 1.15 * dense + floor, autoencoder
+    ours, dense, floor, prior = results["linear"]
+    # unequal column norms (JᵀJ ≠ g² I): the price of no autograd, measured 0.73–1.27x the dense step's
+    # distance on these tasks (the trace-matched J Jᵀ: 1.3–6.7x, 3.3x on inpainting)
+    assert ours < 1.5 * dense + floor and ours < 0.7 * prior
