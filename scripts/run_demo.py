@@ -4,8 +4,8 @@ prior, once per seed, and write labelled PNG sheets to OUTPUT_DIR (default ./out
 - face_inpainting_sheet.png   (workflows/"Demo - DInG vs ComfyUI inpainting on faces (no download).json"): per held-out face, the masked input,
   DInG's and ComfyUI's built-in inpainting (SetLatentNoiseMask + euler_ancestral): a few posterior
   samples, their mean and spread, then the exact posterior (samples, mean, spread) and the truth;
-- face_restoration_sheet.png  (workflows/"Demo - Spin deblur and x5 super-resolution on faces (no download).json"): the same for Spin on blur + noise and
-  on x5 down-sampling.
+- face_restoration_sheet.png  (workflows/"Demo - DInG Restore and Spin deblur and x5 super-resolution on faces (no download).json"):
+  the same for DInG Restore and Spin on blur + noise and on x5 down-sampling.
 
 The face prior is a Gaussian mixture, so the exact posterior of every task is known in closed form
 (`GaussianMixture.condition`). Printed and drawn under each block: PSNR of the posterior mean against
@@ -45,10 +45,13 @@ INPAINTING = {
     "input": ("faces_masked_input", "masked input"),
 }
 RESTORATION = {
-    "workflow": "Demo - Spin deblur and x5 super-resolution on faces (no download).json", "sheet": "face_restoration_sheet.png",
-    "title": "Restoring held-out faces with Spin on the exact face prior",
-    "tasks": [("InverseOperatorGaussianBlur", "faces_blurred", "faces_spin_deblur", "blur + noise"),
-              ("InverseOperatorDownsample", "faces_low_res", "faces_spin_sr", "x5 down-sampled")],
+    "workflow": "Demo - DInG Restore and Spin deblur and x5 super-resolution on faces (no download).json",
+    "sheet": "face_restoration_sheet.png",
+    "title": "Restoring held-out faces with DInG Restore and Spin on the exact face prior",
+    "methods": ("DInG Restore", "Spin"),
+    # operator node, measured prefix, restored prefix per method, task name
+    "tasks": [("InverseOperatorGaussianBlur", "faces_blurred", ("faces_ding_deblur", "faces_spin_deblur"), "blur + noise"),
+              ("InverseOperatorDownsample", "faces_low_res", ("faces_ding_sr", "faces_spin_sr"), "x5 down-sampled")],
 }
 
 
@@ -236,7 +239,7 @@ def restoration_sheet(engine, pack, output_dir, seeds):
     prompt = load_workflow(engine, spec["workflow"])
     loader = next(n for n in prompt.values() if n["class_type"] == "InverseFacePriorLoader")
     faces_count = loader["inputs"]["faces"]
-    prefixes = [p for task in spec["tasks"] for p in task[1:3]]
+    prefixes = [prefix for task in spec["tasks"] for prefix in (task[1], *task[2])]
     runs = run_seeds(engine, prompt, prefixes, seeds, output_dir)
     face_prior = pack("solvers.face_prior")
     mixture = face_prior.face_mixture()
@@ -245,21 +248,24 @@ def restoration_sheet(engine, pack, output_dir, seeds):
     metrics, generator = pack("solvers.metrics"), torch.Generator().manual_seed(0)
     everywhere = np.ones(FACE * FACE, dtype=bool)
     blocks = []
-    for operator_class, measured_prefix, restored_prefix, task_name in spec["tasks"]:
+    for operator_class, measured_prefix, restored_prefixes, task_name in spec["tasks"]:
         operator, noise, degrade = degradation_of(engine, prompt, operator_class)
         measurement = engine.nodes["InverseDegradeImage"]().degrade(faces_image, operator, **degrade)[0]
         matrix = operator_matrix(operator)
-        scores = {"Spin": {"psnr": [], "w2": []}, "exact posterior": {"psnr": [], "w2": []},
-                  "measurement": {"psnr": [], "w2": None}}
+        scores = {method: {"psnr": [], "w2": []} for method in spec["methods"]}
+        scores |= {"exact posterior": {"psnr": [], "w2": []}, "measurement": {"psnr": [], "w2": None}}
         rows = []
         for face in range(faces_count):
             # the 3 measured channels carry independent noise: their mean is y with noise / sqrt(3)
             y = (measurement[face].double().mean(-1) * 2 - 1).reshape(-1)
             posterior = Posterior(mixture, matrix, y, 2 * noise / np.sqrt(3), generator)
             measured = runs[measured_prefix][0, face]
-            images = [measured] + method_tiles(runs[restored_prefix], face) + exact_tiles(posterior) + [truth[face]]
-            scores["Spin"]["psnr"].append(psnr(runs[restored_prefix][:, face].mean(0), truth[face]))
-            scores["Spin"]["w2"].append(sliced_w2(metrics, runs[restored_prefix][:, face], posterior, everywhere))
+            images = [measured]
+            for method, prefix in zip(spec["methods"], restored_prefixes):
+                images += method_tiles(runs[prefix], face)
+                scores[method]["psnr"].append(psnr(runs[prefix][:, face].mean(0), truth[face]))
+                scores[method]["w2"].append(sliced_w2(metrics, runs[prefix][:, face], posterior, everywhere))
+            images += exact_tiles(posterior) + [truth[face]]
             scores["exact posterior"]["psnr"].append(psnr(posterior.mean, truth[face]))
             scores["exact posterior"]["w2"].append(floor_w2(metrics, posterior, everywhere, len(seeds)))
             scores["measurement"]["psnr"].append(psnr(measured, truth[face]))
@@ -267,8 +273,8 @@ def restoration_sheet(engine, pack, output_dir, seeds):
         lines = [summary_line(label, values, "whole face") for label, values in scores.items()]
         blocks.append((f"{task_name}: {operator.describe()}, noise std {noise:g}", rows, lines))
         report(f"{spec['sheet']} ({task_name})", lines, output_dir)
-    groups = [("measurement", ["degraded input"]), ("Spin", method_labels(len(seeds))),
-              ("exact posterior", EXACT_LABELS), ("truth", ["held-out face"])]
+    groups = [("measurement", ["degraded input"])] + [(method, method_labels(len(seeds))) for method in spec["methods"]]
+    groups += [("exact posterior", EXACT_LABELS), ("truth", ["held-out face"])]
     draw_sheet(spec["title"], groups, blocks, output_dir / spec["sheet"])
 
 
