@@ -39,6 +39,11 @@ def dcdp_sampler(engine, vae, measurement, operator):
     return node().get_sampler(vae, measurement, operator, **node_defaults(node))[0]
 
 
+def dcdp_calls(engine, sigmas):
+    dcdp = module(engine, "solvers.dcdp")
+    return dcdp.network_calls(dcdp.DCDPOptions(**node_defaults(engine.nodes["InverseDCDPSampler"])), sigmas)
+
+
 def timed(call):
     start = time.perf_counter()
     result = call()
@@ -48,7 +53,6 @@ def timed(call):
 def oracle_rows(engine):
     oracle, bridge = module(engine, "nodes.oracle_model"), module(engine, "nodes.vae_bridge")
     metrics, compat = module(engine, "solvers.metrics"), module(engine, "nodes.comfy_compat")
-    dcdp, dcdp_options = module(engine, "solvers.dcdp"), node_defaults(engine.nodes["InverseDCDPSampler"])
     rows = []
     for task, operator in pixel_operators(Modules(engine)).items():
         if task == "sr_bicubic_x2":
@@ -63,7 +67,7 @@ def oracle_rows(engine):
 
         sampler = dcdp_sampler(engine, vae, measurement, operator)
         samples, seconds = timed(lambda: run(engine, model, sampler, sigmas, empty))
-        results.append(("DCDP", dcdp.network_calls(dcdp.DCDPOptions(**dcdp_options), sigmas), samples, seconds))
+        results.append(("DCDP", dcdp_calls(engine, sigmas), samples, seconds))
         samples, spin_seconds = timed(lambda: run(engine, model, spin_sampler(engine, vae, measurement, operator, PIXEL_NOISE / 2),
                                                   sigmas, empty))
         results.append(("Spin", spin_calls(engine, sigmas), samples, spin_seconds))

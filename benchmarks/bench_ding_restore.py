@@ -23,10 +23,11 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent / "scripts"))
 sys.path.insert(0, str(ROOT))
 import comfy_harness  # noqa: E402
-from bench_spin import Modules  # noqa: E402
+from bench_compare import dcdp_calls, dcdp_sampler  # noqa: E402
+from bench_spin import Modules, spin_calls, spin_sampler  # noqa: E402
 from dps_baseline import sample_dps  # noqa: E402
 from isolated import measure, run_isolated  # noqa: E402
-from oracle_problems import RESTORE_NOISE, RestoreOracle, node_defaults, restore_operators  # noqa: E402
+from oracle_problems import RESTORE_NOISE, RestoreOracle, restore_operators  # noqa: E402
 
 N_SAMPLES = 200
 STEPS = 20
@@ -42,21 +43,15 @@ def samplers(engine, oracle, pack):
     calls = pack.solvers__ding.network_calls(oracle.sigmas, "ding")
     dps_sigmas = engine.nodes["BasicScheduler"]().get_sigmas(oracle.model, "normal", calls, 1.0)[0]
     # Spin and DCDP at the nodes' defaults (chosen by benchmarks/sweep_spin_dcdp.py), σ_y given to Spin
-    spin_knobs = dict(node_defaults(engine.nodes["InverseSpinSampler"]), measurement_noise=RESTORE_NOISE / 2)
-    spin_options = {k: v for k, v in spin_knobs.items() if k != "warm_start_strength"}
-    spin_sigmas = pack.nodes__spin_nodes.warm_start_sigmas(oracle.sigmas, spin_knobs["warm_start_strength"])
-    dcdp_knobs = node_defaults(engine.nodes["InverseDCDPSampler"])
     return {
         "DInG (pixel)": (node.get_sampler(oracle.vae, oracle.measurement, oracle.operator, latent_solver="pixel",
                                           **ding)[0], None, calls),
         "DInG (linearized)": (node.get_sampler(oracle.vae, oracle.measurement, oracle.operator,
                                                latent_solver="linearized", **ding)[0], None, calls),
-        "Spin": (engine.nodes["InverseSpinSampler"]().get_sampler(
-            oracle.vae, oracle.measurement, oracle.operator, **spin_knobs)[0], None,
-            pack.solvers__spin.network_calls(spin_sigmas, pack.nodes__spin_nodes.spin_options(**spin_options))),
-        "DCDP": (engine.nodes["InverseDCDPSampler"]().get_sampler(
-            oracle.vae, oracle.measurement, oracle.operator, **dcdp_knobs)[0], None,
-            pack.solvers__dcdp.network_calls(pack.solvers__dcdp.DCDPOptions(**dcdp_knobs), oracle.sigmas)),
+        "Spin": (spin_sampler(engine, oracle.vae, oracle.measurement, oracle.operator, RESTORE_NOISE / 2), None,
+                 spin_calls(engine, oracle.sigmas)),
+        "DCDP": (dcdp_sampler(engine, oracle.vae, oracle.measurement, oracle.operator), None,
+                 dcdp_calls(engine, oracle.sigmas)),
         "DPS": (comfy.samplers.KSAMPLER(sample_dps, extra_options={
             "vae": oracle.vae, "measurement": oracle.y, "operator": oracle.operator, "param": param,
             "scale": 1.0}), dps_sigmas, calls),
