@@ -8,7 +8,7 @@ from ..solvers import dcdp
 from ..solvers.linear_gaussian import SolveStats
 from . import comfy_compat, inputs, sockets
 from .operator_nodes import OPERATOR
-from .restoration import RestorationCall, check_schedule, restored_latent, sample_restoration
+from .restoration import RestorationCall, check_schedule, describe_fits, restored_latent, sample_restoration
 from .vae_bridge import pixels_to_image
 
 log = logging.getLogger("inverse_samplers")
@@ -59,8 +59,10 @@ def run_dcdp(model, x, sigmas, extra_args, callback, vae, measurement, operator,
                    "discarding each fit", "e.g. BasicScheduler with 20 steps: the SIGMAS only place the purification "
                    "levels, the network calls are set by purification and purification_steps (1-4 for Turbo / LCM)")
     call = RestorationCall(model, x, extra_args, vae, measurement, operator, "DCDP")
-    log.info("DCDP (%s, %s): %d network calls, %d fits of %d steps", operator.describe(), call.param.name,
-             dcdp.network_calls(options, sigmas), options.outer_iterations, options.inner_steps)
+    log.info("DCDP (%s, %s): %d network calls, %s", operator.describe(), call.param.name,
+             dcdp.network_calls(options, sigmas),
+             describe_fits(options.outer_iterations, dcdp.uses_exact_fit(operator, options), options.inner_steps,
+                           "momentum steps"))
 
     def report(k, latent, x0, sigma):
         if callback is not None:  # progress over outer iterations, mapped onto the sampler's step count

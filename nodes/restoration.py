@@ -54,6 +54,12 @@ class RestorationCall:
         return torch.Generator().manual_seed(self.seed + 1)  # the seed itself made ComfyUI's start noise
 
 
+def describe_fits(count, exact, max_steps, step_name):
+    """The log's account of a run's pixel fits: exact solves stop at their tolerance, gradient fits at a cap."""
+    return (f"{count} exact pixel fits (closed form or CG)" if exact
+            else f"{count} pixel fits of at most {max_steps} {step_name}")
+
+
 def measurement_pixels(measurement, batch, device):
     measurement = inputs.check_image(measurement, "measurement")
     if measurement.shape[0] not in (1, batch):

@@ -8,7 +8,7 @@ from ..solvers import spin
 from ..solvers.linear_gaussian import SolveStats
 from . import comfy_compat, inputs, sockets, vae_bridge
 from .operator_nodes import OPERATOR
-from .restoration import RestorationCall, check_schedule, restored_latent, sample_restoration
+from .restoration import RestorationCall, check_schedule, describe_fits, restored_latent, sample_restoration
 
 log = logging.getLogger("inverse_samplers")
 
@@ -87,10 +87,9 @@ def sample_spin_comfy(model, x, sigmas, extra_args=None, callback=None, disable=
     warn_if_nothing_is_guided(len(run_sigmas) - 1, options)
     offset = len(sigmas) - len(run_sigmas)
     fits = options.warm_start_iterations + len(spin.guided_step_indices(len(run_sigmas) - 1, options))
-    fits_said = (f"{fits} exact pixel fits (closed form or CG)" if spin.uses_exact_fit(operator, options)
-                 else f"{fits} pixel fits of at most {options.fit_steps} Adam steps")
     log.info("Spin (%s, %s): %d network calls, %s", operator.describe(), call.param.name,
-             spin.network_calls(run_sigmas, options), fits_said)
+             spin.network_calls(run_sigmas, options),
+             describe_fits(fits, spin.uses_exact_fit(operator, options), options.fit_steps, "Adam steps"))
 
     # ComfyUI's progress bar counts the len(sigmas) − 1 steps of the full schedule; Spin's network calls
     # (warm-start rounds, then the reverse steps from t*) are spread evenly over it, so it moves from the first call
