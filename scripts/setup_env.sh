@@ -6,7 +6,7 @@
 #                                        lists (its comfyui-frontend-package pin included, for the browser
 #                                        test), spandrel, and playwright (the Python package only: the
 #                                        browser test drives a system Chromium)
-# (shared/docs/comfyui_cpu.md §6.1 and §6.5). Reads the checkout, never writes into it.
+# (docs/comfyui.md §6.1 and §6.3). Reads the checkout, never writes into it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

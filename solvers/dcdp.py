@@ -1,4 +1,4 @@
-"""Decoupled refinement: DCDP (Li et al., arXiv 2403.06054; spec: shared/docs/spin_dcdp.md B, C.1–C.2).
+"""Decoupled refinement: DCDP (Li et al., arXiv 2403.06054; spec: docs/dcdp.md B, C.1–C.2).
 
 K outer iterations of
   (i)  data consistency in pixel space: argmin_x ½‖A(x) − y‖² + ½μ‖x − v‖², warm-started at the last

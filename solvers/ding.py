@@ -1,4 +1,4 @@
-"""DInG: decoupled inpainting guidance (Moufad et al., arXiv 2512.18365; spec: shared/docs/ding.md).
+"""DInG: decoupled inpainting guidance (Moufad et al., arXiv 2512.18365; spec: docs/ding.md).
 
 Each reverse step σ_t → σ_s is an exact Gaussian posterior transition, per latent coordinate:
 

@@ -1,4 +1,4 @@
-"""DInG beyond masks: exact Gaussian steps for any linear operator (spec: shared/docs/ding_restore.md).
+"""DInG beyond masks: exact Gaussian steps for any linear operator (spec: docs/ding_restore.md).
 
 The loop is DInG's (`ding.sample_posterior`); only the observation changes. For y = A x0 + σ_y·n
 with a linear A on the state, each step σ_t → σ_s draws

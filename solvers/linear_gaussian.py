@@ -1,4 +1,4 @@
-"""Linear-Gaussian solves for the exact posterior steps (shared/docs/ding_restore.md §1).
+"""Linear-Gaussian solves for the exact posterior steps (docs/ding_restore.md §1).
 
 The systems are (τ² I + v·A Aᵀ) w = r in measurement space (the Kalman / Woodbury form of the
 product N(μ, v I)·N(y; A x, τ² I)): symmetric positive definite, finite for τ → 0 when A has full

@@ -1,5 +1,5 @@
 """Spin: sparse scheduled guidance (Shtanchaev et al., arXiv 2603.07860), as reconstructed in
-shared/docs/spin_dcdp.md A.2 / C.3 (no official code exists: every choice below is a knob).
+docs/spin.md A.2 / C.3 (no official code exists: every choice below is a knob).
 
 1. Warm start at σ*: x = a·E(u0) + b·ε with u0 a y-based image; then N_w times
    z0 = D(x, σ*) → decode → pixel fit to y → encode → re-noise with fresh noise.

@@ -1,4 +1,4 @@
-"""DInG for any linear operator (shared/docs/ding_restore.md): the exact Gaussian step, its solves, and
+"""DInG for any linear operator (docs/ding_restore.md): the exact Gaussian step, its solves, and
 the whole sampler on the exact oracle through ComfyUI, side by side with Spin, DCDP and a dense-matrix
 version of the same step."""
 import pytest

@@ -1,6 +1,6 @@
 """Test-only ComfyUI nodes (never registered by the pack itself): tiny randomly initialised models of
 every family, and stand-ins for the checkpoint / text-encoder / image loaders, so the example
-workflows execute with no weights. Recipes: shared/docs/comfyui_cpu.md §6.2."""
+workflows execute with no weights. Recipes: docs/comfyui.md §6.2."""
 import hashlib
 import logging
 
