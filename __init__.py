@@ -1,4 +1,5 @@
-"""Inverse-problem samplers for ComfyUI: DInG inpainting (and, as they land, Spin and decoupled refinement).
+"""Inverse-problem samplers for ComfyUI: DInG inpainting, DInG Restore, Spin and DCDP (decoupled refinement)
+for restoration (deblurring, super-resolution, denoising), with measurement-operator nodes and a demo model.
 
 ComfyUI imports this package from custom_nodes/. The math lives in solvers/ (pure torch) and can be
 imported without ComfyUI; the node classes in nodes/ need it.
