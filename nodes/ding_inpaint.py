@@ -79,33 +79,44 @@ class DInGInpaint:
                         eta_schedule=eta_schedule, eta_scale=eta_scale, obs_std=obs_std, mask_mode=mask_mode,
                         mask_threshold=mask_threshold, mask_grow=mask_grow, mask_feather=mask_feather)
         if context_crop and float(hole.max()) > 0:
-            return self._inpaint_cropped(model, positive, negative, vae, image, rgb, hole, paste_feather,
+            return self._inpaint_cropped(model, positive, negative, vae, rgb, hole, paste_feather,
                                          context_margin, crop_resolution, settings)
+        _check_sampled_size(model, image.shape[1], image.shape[2], scale, "image", "resize the image to that size")
         decoded, samples, info = _sample(model, positive, negative, vae, rgb, hole, **settings)
-        if decoded is None:
-            return (image, {"samples": samples}, info)
+        if decoded is None:  # RGB like every other result, whatever the mask
+            return (rgb, {"samples": samples}, info)
         if paste_back:
             decoded = masks.paste_back(rgb, decoded, hole, paste_feather)
         log.info(info)
         return (decoded, {"samples": samples}, info)
 
-    def _inpaint_cropped(self, model, positive, negative, vae, image, rgb, hole, paste_feather, margin, resolution,
+    def _inpaint_cropped(self, model, positive, negative, vae, rgb, hole, paste_feather, margin, resolution,
                          settings):
         """Crop & Stitch: the holes' boxes plus margin, at crop_resolution, stitched back with the paste ramp."""
         boxes = crop.context_boxes(hole, margin)   # one per mask; a shared mask: one box for every image
         if len(boxes) == 1:
             boxes = boxes * rgb.shape[0]
         box_h, box_w = boxes[0][1] - boxes[0][0], boxes[0][3] - boxes[0][2]
-        size = crop.crop_size(box_h, box_w, resolution, inputs.vae_scale(vae))
+        scale = inputs.vae_scale(vae)
+        size = crop.crop_size(box_h, box_w, resolution, scale)
+        inputs.check_fits_vae(size[0], size[1], scale, "context_crop", "the crop of ",
+                              "; raise context_margin or crop_resolution, or turn context_crop off")
+        _check_sampled_size(model, size[0], size[1], scale, "context_crop",
+                            "turn context_crop off: this model cannot sample a crop")
         crop_rgb = crop.resize(crop.crop(rgb, boxes), size)
         crop_hole = crop.resize_mask(crop.crop(hole, boxes), size)
         decoded, samples, info = _sample(model, positive, negative, vae, crop_rgb, crop_hole, **settings)
         if decoded is None:
-            return (image, {"samples": samples}, info)
+            return (rgb, {"samples": samples}, info)
         stitched = crop.stitch(rgb, crop.resize(decoded, (box_h, box_w)), hole, boxes, paste_feather)
         info += f"; context crop {box_w}x{box_h} px at {size[1]}x{size[0]}, stitched into {rgb.shape[2]}x{rgb.shape[1]}"
         log.info(info)
         return (stitched, {"samples": samples}, info)
+
+
+def _check_sampled_size(model, height, width, scale, socket, remedy):
+    """The latent DInG will sample (pixels padded to the VAE's scale) against a model's fixed size, if any."""
+    inputs.check_latent_fits_model(model.model, -(-height // scale), -(-width // scale), scale, socket, remedy)
 
 
 def _sample(model, positive, negative, vae, rgb, hole, seed, steps, cfg, scheduler, denoise, variant, eta_schedule,

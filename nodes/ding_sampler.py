@@ -5,7 +5,7 @@ import torch
 
 from ..solvers import ding
 from . import comfy_compat, inputs
-from .restoration import checked_denoiser
+from .restoration import checked_denoiser, solver_generator
 
 log = logging.getLogger("inverse_samplers")
 
@@ -34,7 +34,10 @@ def sample_ding_comfy(model, x, sigmas, extra_args=None, callback=None, disable=
         return observation.clone()
     if not torch.isfinite(observation).all():
         raise ValueError("DInG sampler: latent_image contains NaN or infinite values (check the VAE encode)")
-    param = comfy_compat.parameterisation_of(model.inner_model.inner_model.model_sampling)
+    base_model = model.inner_model.inner_model
+    param = comfy_compat.parameterisation_of(base_model.model_sampling)
+    inputs.check_latent_fits_model(base_model, x.shape[2], x.shape[3], None, "latent_image",
+                                   "encode an image of that size")
     seed = int((extra_args or {}).get("seed") or 0)
     log.info("DInG (%s, %s): %d network calls for %d steps", variant, param.name,
              ding.network_calls(sigmas, variant), len(sigmas) - 1)
@@ -45,7 +48,7 @@ def sample_ding_comfy(model, x, sigmas, extra_args=None, callback=None, disable=
             callback({"x": state, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": x0})
 
     return ding.sample_ding(denoise, x, sigmas, observation, 1.0 - hole_mask, param,
-                            torch.Generator().manual_seed(seed + 1),  # seed itself made the start noise
+                            solver_generator(seed),
                             obs_std=obs_std, eta_schedule=eta_schedule, eta_scale=eta_scale, variant=variant,
                             callback=report, check_interrupt=comfy_compat.check_interrupt)
 

@@ -1,6 +1,13 @@
 """Checks on the sockets a user wires in: clear errors that name the socket, and no input mutated."""
+import functools
+import inspect
+import logging
+import math
+
 import torch
 import torch.nn.functional as F
+
+log = logging.getLogger("inverse_samplers")
 
 
 MIN_LATENT_CELLS = 2  # VAEs and UNets normalise over the latent grid: a 1x1 latent fails deep inside them
@@ -18,6 +25,17 @@ def check_image(image, socket="image", rgb=True):
     if not torch.isfinite(image).all():
         raise ValueError(f"{socket}: the image contains NaN or infinite values")
     return image
+
+
+IMAGE_RANGE_SLACK = 0.5  # an IMAGE holds 0..1; noise a measurement carries may step a little outside
+
+
+def warn_if_out_of_range(image, socket):
+    """Pixel values far outside 0..1 (an unnormalised or HDR tensor) are used as given, with one warning."""
+    low, high = float(image.min()), float(image.max())
+    if low < -IMAGE_RANGE_SLACK or high > 1.0 + IMAGE_RANGE_SLACK:
+        log.warning("%s: pixel values span [%.3g, %.3g], far outside an IMAGE's 0..1; they are used as given (if "
+                    "this is an unnormalised or HDR image, scale it to 0..1 first)", socket, low, high)
 
 
 def check_hole_mask(mask, image, socket="mask", image_socket="image"):
@@ -77,12 +95,12 @@ def check_vae_fits_model(vae, model_channels, socket="vae"):
     return vae
 
 
-def check_fits_vae(height, width, scale, socket, described=""):
+def check_fits_vae(height, width, scale, socket, described="", remedy=""):
     """Pixel sizes below MIN_LATENT_CELLS latent cells per side fail inside the VAE (or the model)."""
     least = MIN_LATENT_CELLS * scale
     if height < least or width < least:
         raise ValueError(f"{socket}: {described}{width}x{height} px is too small for the VAE: it needs at least "
-                         f"{least}x{least} px ({MIN_LATENT_CELLS} latent cells of {scale} px per side)")
+                         f"{least}x{least} px ({MIN_LATENT_CELLS} latent cells of {scale} px per side){remedy}")
 
 
 def check_latent_fits_vae(latent_height, latent_width, scale, socket="latent_image"):
@@ -91,6 +109,17 @@ def check_latent_fits_vae(latent_height, latent_width, scale, socket="latent_ima
                          f"{latent_height * scale} px) is too small for the VAE: it needs at least "
                          f"{MIN_LATENT_CELLS}x{MIN_LATENT_CELLS} cells ({MIN_LATENT_CELLS * scale}x"
                          f"{MIN_LATENT_CELLS * scale} px)")
+
+
+def check_latent_fits_model(base_model, latent_height, latent_width, scale, socket, remedy):
+    """A model that samples one size only (the demo priors: a mixture fitted at that size) declares it as
+    `fixed_latent_size` (latent cells); every other model takes any size."""
+    fixed = getattr(base_model, "fixed_latent_size", None)
+    if fixed is not None and (int(latent_height), int(latent_width)) != tuple(fixed):
+        unit, scale = ("px", scale) if scale else ("latent cells", 1)
+        raise ValueError(f"{socket}: this model samples {fixed[1] * scale}x{fixed[0] * scale} {unit} only (a demo "
+                         f"prior fitted at that size), got {latent_width * scale}x{latent_height * scale} {unit}; "
+                         f"{remedy}")
 
 
 def vae_scale(vae) -> int:
@@ -109,3 +138,39 @@ def pad_to_multiple(image, hole_mask, multiple):
         return image, hole_mask
     padded = F.pad(image.movedim(-1, 1), (0, pad_w, 0, pad_h), mode="replicate").movedim(1, -1)
     return padded, F.pad(hole_mask, (0, pad_w, 0, pad_h), value=0.0)
+
+
+def float_widgets(node_class):
+    """name → options of every FLOAT widget the node declares."""
+    declared = node_class.INPUT_TYPES()
+    return {name: (spec[1] if len(spec) > 1 else {}) for section in ("required", "optional")
+            for name, spec in declared.get(section, {}).items() if spec[0] == "FLOAT"}
+
+
+def finite_float_widgets(node_class):
+    """Make the node refuse a non-finite FLOAT widget value (NaN, inf), naming the widget. ComfyUI's own
+    validation checks min <= value <= max, and every comparison with NaN is false, so NaN passes it."""
+    widgets = float_widgets(node_class)
+    if not widgets:
+        return node_class
+    function = getattr(node_class, node_class.FUNCTION)
+    signature = inspect.signature(function)
+
+    def given(*args, **kwargs):
+        """name → value of every argument, those collected by a **options parameter included."""
+        for name, value in signature.bind(*args, **kwargs).arguments.items():
+            if signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+                yield from value.items()
+            else:
+                yield name, value
+
+    @functools.wraps(function)
+    def checked(*args, **kwargs):
+        for name, value in given(*args, **kwargs):
+            if name in widgets and isinstance(value, (int, float)) and not math.isfinite(value):
+                options = widgets[name]
+                raise ValueError(f"{name}: got {value}; type a number between {options.get('min', '-inf')} and "
+                                 f"{options.get('max', 'inf')} (default {options.get('default')})")
+        return function(*args, **kwargs)
+    setattr(node_class, node_class.FUNCTION, checked)
+    return node_class

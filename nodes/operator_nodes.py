@@ -66,15 +66,19 @@ class MotionBlurOperator(_OperatorNode):
                                              "Side of the random shake kernel in pixels (odd); ignored with kernel_image."}),
                              "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "tooltip":
                                       "Which random shake trajectory to draw."})},
-                "optional": {"kernel_image": ("IMAGE", {"tooltip": "A measured blur kernel as an image with odd "
-                                                                   "sides (bright = weight, normalised to sum 1)."})}}
+                "optional": {"kernel_image": ("IMAGE", {"tooltip": "A measured blur kernel as one image with odd "
+                                                                   "sides (bright = weight, scaled to sum 1; the "
+                                                                   "grey level of its colour channels)."})}}
 
     def build(self, kernel_size, seed, kernel_image=None):
         if kernel_image is not None:
             check_image(kernel_image, "kernel_image", rgb=False)
             if kernel_image.shape[1] % 2 == 0 or kernel_image.shape[2] % 2 == 0:
                 raise ValueError(f"kernel_image: sides must be odd, got {kernel_image.shape[2]}x{kernel_image.shape[1]}")
-            return (operators.kernel_from_image(kernel_image),)
+            try:
+                return (operators.kernel_from_image(kernel_image),)
+            except ValueError as error:
+                raise ValueError(f"kernel_image: {error}") from None
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size: must be odd, got {kernel_size}")
         return (operators.motion_blur(kernel_size, torch.Generator().manual_seed(seed)),)

@@ -93,6 +93,7 @@ def mixture_model(mixture: GaussianMixture, latent_shape, prediction: str = "eps
     model_type = getattr(comfy.model_base.ModelType, PREDICTIONS[prediction])
     base_model = MixtureBaseModel(config, model_type=model_type)
     base_model.diffusion_model = MixtureNetwork(mixture, latent_shape)
+    base_model.fixed_latent_size = tuple(latent_shape[1:])  # a mixture samples the size it was fitted at, only
     base_model.eval()
     return comfy.model_patcher.ModelPatcher(base_model, load_device=comfy.model_management.get_torch_device(),
                                             offload_device=comfy.model_management.unet_offload_device())

@@ -4,6 +4,7 @@ from .demo_nodes import FacePriorLoader
 from .ding_inpaint import DInGInpaint
 from .ding_restore_nodes import DING_RESTORE_NODES
 from .ding_sampler import DInGSampler
+from .inputs import finite_float_widgets
 from .operator_nodes import OPERATOR_NODES
 from .spin_nodes import SPIN_NODES
 
@@ -17,5 +18,6 @@ NODES = {
     "InverseFacePriorLoader": (FacePriorLoader, "Face Prior Demo Model (exact posterior)"),
 }
 
-NODE_CLASS_MAPPINGS = {node_id: node for node_id, (node, _) in NODES.items()}
+# every FLOAT widget is checked for NaN / inf where it enters the pack
+NODE_CLASS_MAPPINGS = {node_id: finite_float_widgets(node) for node_id, (node, _) in NODES.items()}
 NODE_DISPLAY_NAME_MAPPINGS = {node_id: name for node_id, (_, name) in NODES.items()}

@@ -41,6 +41,8 @@ class RestorationCall:
         self.param = comfy_compat.parameterisation_of(base_model.model_sampling)
         inputs.check_vae_fits_model(vae, base_model.latent_format.latent_channels)
         inputs.check_latent_fits_vae(x.shape[2], x.shape[3], inputs.vae_scale(vae))
+        inputs.check_latent_fits_model(base_model, x.shape[2], x.shape[3], inputs.vae_scale(vae), "latent_image",
+                                       "make the latent (the restored image) that size")
         self.seed = int((extra_args or {}).get("seed") or 0)
         patcher = model.inner_model.model_patcher
         self.codec = LatentCodec(vae, base_model.latent_format, patcher, x.device, self.seed)
@@ -51,7 +53,16 @@ class RestorationCall:
         self.denoise = checked_denoiser(model, extra_args, x, who)
 
     def generator(self):
-        return torch.Generator().manual_seed(self.seed + 1)  # the seed itself made ComfyUI's start noise
+        return solver_generator(self.seed)
+
+
+SEED_RANGE = 2 ** 64  # the seed widgets span 0 .. 2⁶⁴ − 1, as ComfyUI's own
+
+
+def solver_generator(seed):
+    """The solver's own draws, seeded with seed + 1 (the seed itself made ComfyUI's start noise), wrapped
+    into the 64 bits a torch.Generator takes, so the largest seed a widget allows works too."""
+    return torch.Generator().manual_seed((int(seed) + 1) % SEED_RANGE)
 
 
 def describe_fits(count, exact, max_steps, step_name):
@@ -64,6 +75,7 @@ def measurement_pixels(measurement, batch, device):
     measurement = inputs.check_image(measurement, "measurement")
     if measurement.shape[0] not in (1, batch):
         raise ValueError(f"measurement: batch of {measurement.shape[0]} images for a latent batch of {batch}")
+    inputs.warn_if_out_of_range(measurement[..., :3], "measurement")
     return image_to_pixels(measurement, device).expand(batch, -1, -1, -1)
 
 
@@ -90,6 +102,8 @@ def restored_latent(model, vae, measurement, operator):
     if pixel_shape[-2] % scale or pixel_shape[-1] % scale:
         raise ValueError(f"measurement: the restored size {pixel_shape[-1]}x{pixel_shape[-2]} is not a multiple of "
                          f"{scale} (the VAE's scale); crop or pad the measurement")
+    inputs.check_latent_fits_model(model.model, pixel_shape[-2] // scale, pixel_shape[-1] // scale, scale,
+                                   "measurement", "give a measurement whose restored image is that size")
     return torch.zeros(pixel_shape[0], channels, pixel_shape[-2] // scale, pixel_shape[-1] // scale)
 
 

@@ -98,7 +98,7 @@ class Convolution(Operator):
     def __init__(self, kernel: torch.Tensor, name: str):
         if kernel.ndim != 2 or kernel.shape[0] % 2 == 0 or kernel.shape[1] % 2 == 0:
             raise ValueError(f"blur kernel must be 2-D with odd sides, got {tuple(kernel.shape)}")
-        self.kernel = (kernel / kernel.sum()).to(torch.float32)
+        self.kernel = normalised_kernel(kernel)
         self.name = name
 
     def _weight(self, x):
@@ -145,12 +145,27 @@ def motion_blur(kernel_size: int, generator: torch.Generator) -> Convolution:
     return Convolution(kernel.to(torch.float32), "motion blur")
 
 
+def normalised_kernel(kernel: torch.Tensor) -> torch.Tensor:
+    """The kernel scaled to sum 1 (a blur keeps the image's mean), summed in float64 so that large weights
+    cannot overflow the sum. Signed weights are kept (a sharpened lens response is still a linear
+    operator); a kernel whose weights cancel out cannot be normalised and is refused."""
+    weights = kernel.to(torch.float64)
+    total, magnitude = float(weights.sum()), float(weights.abs().sum())
+    if not math.isfinite(magnitude) or magnitude == 0:
+        raise ValueError("the kernel is empty (all weights 0) or not finite: nothing to blur with")
+    if total <= 1e-6 * magnitude:
+        raise ValueError(f"the kernel's weights sum to {total:.3g} (their magnitudes to {magnitude:.3g}): a blur "
+                         "kernel must have a positive sum to be normalised to 1")
+    return (weights / total).to(torch.float32)
+
+
 def kernel_from_image(image: torch.Tensor) -> Convolution:
-    """A blur kernel drawn as an IMAGE [1, h, w, C] (odd sides): its grey level, normalised."""
-    grey = image[0, :, :, :3].mean(-1).clamp_min(0)
-    if grey.sum() <= 0:
-        raise ValueError("kernel image is black: nothing to blur with")
-    return Convolution(grey, "blur (kernel image)")
+    """A blur kernel drawn as one IMAGE [1, h, w, C] (odd sides): its grey level (mean of the colour
+    channels), normalised to sum 1; signed values are kept as signed weights."""
+    if image.shape[0] != 1:
+        raise ValueError(f"a batch of {image.shape[0]} kernel images, but the operator takes one kernel: pick "
+                         "one (e.g. with ImageFromBatch)")
+    return Convolution(image[0, :, :, :3].to(torch.float64).mean(-1), "blur (kernel image)")
 
 
 class Downsample(Operator):
