@@ -1,0 +1,1 @@
+"""A trained autoencoder (ComfyUI's AutoencoderKL, SD layout, small width) and the priors built on it."""
