@@ -60,3 +60,40 @@ def test_round_trip(vae, patches, testbed, pack):
     latents = testbed.posterior_mode(vae, patches)
     errors = pack.testbed__train_vae.round_trip_error(vae, latents)
     assert errors.mean() < ROUND_TRIP_CEILING, f"round trip {errors.mean():.4f}"
+
+
+@pytest.fixture(scope="module")
+def latent_prior(pack):
+    return pack.testbed__latent_prior
+
+
+@pytest.mark.parametrize("prediction", ["eps", "flow"])
+def test_latent_prior_model_denoises_exactly(latent_prior, pack, prediction):
+    """The mixture fitted to held-out photo latents, as a ComfyUI MODEL: its denoised output is E[z0 | z_σ]."""
+    mixture = latent_prior.latent_mixture(16)
+    assert mixture.dim == 16 and torch.isfinite(mixture.iso_var).all() and (mixture.iso_var > 0).all()
+    model = latent_prior.prior_model(prediction, 16)
+    param = pack.solvers__parameterisation.FLOW if prediction == "flow" else pack.solvers__parameterisation.VE
+    generator = torch.Generator().manual_seed(0)
+    z0 = mixture.sample(4, generator).float().reshape(4, *latent_prior.latent_shape(16))
+    for sigma in (0.3, 0.8) if prediction == "flow" else (0.5, 5.0):
+        noisy = param.add_noise(z0, torch.randn(z0.shape, generator=generator), sigma)
+        denoised = model.model.apply_model(noisy, torch.full((4,), sigma))
+        exact = mixture.denoise(noisy.reshape(4, -1), sigma, param).reshape(noisy.shape)
+        torch.testing.assert_close(denoised.double(), exact, atol=1e-4, rtol=1e-4)
+
+
+def test_reference_log_posterior_gradient(pack, latent_prior):
+    """The reference sampler's target: log p(z) − ‖y − A(Dec z)‖²/(2σ²), its gradient against a difference."""
+    reference = pack.testbed__reference
+    operators = pack.solvers__operators
+    generator = torch.Generator().manual_seed(0)
+    truth = latent_prior.latent_mixture(16).sample(1, generator).float().reshape(1, *latent_prior.latent_shape(16))
+    problem = reference.make_problem(operators.gaussian_blur(5, 1.5), truth, 0.1, generator)
+    target = reference.Posterior(problem)
+    z = truth.reshape(1, -1).double() + 0.3 * torch.randn(1, 16, generator=generator, dtype=torch.float64)
+    direction = torch.randn(1, 16, generator=generator, dtype=torch.float64)
+    value, gradient = target(z)
+    step = 1e-2
+    difference = (target(z + step * direction)[0] - target(z - step * direction)[0]) / (2 * step)
+    assert torch.allclose(difference, (gradient * direction).sum(1), rtol=2e-2), (difference, gradient @ direction.T)
