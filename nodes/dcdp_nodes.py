@@ -5,10 +5,10 @@ import comfy.samplers
 import torch
 
 from ..solvers import dcdp
-from ..solvers.linear_gaussian import SolveStats
 from . import comfy_compat, inputs, sockets
 from .operator_nodes import OPERATOR
-from .restoration import RestorationCall, check_schedule, describe_fits, restored_latent, sample_restoration
+from .restoration import (RestorationCall, RunReport, check_schedule, describe_fits, describe_run, restored_latent,
+                          sample_restoration)
 from .vae_bridge import pixels_to_image
 
 log = logging.getLogger("inverse_samplers")
@@ -46,6 +46,7 @@ def dcdp_options_inputs():
         "tolerance": ("FLOAT", {"default": 1e-3, "min": 0.0, "max": 1.0, "step": 0.0001, "tooltip":
                       "A fit stops once its gradient is this share of where it started (relative residual; info "
                       "reports the worst reached). 0 runs every inner step."}),
+        "tiled_vae": sockets.tiled_vae(),
     }
 
 
@@ -53,41 +54,42 @@ def fit_iteration_name(operator, options):
     return "CG iterations" if dcdp.uses_exact_fit(operator, options) else "momentum steps"
 
 
-def run_dcdp(model, x, sigmas, extra_args, callback, vae, measurement, operator, options, stats=None):
+def run_dcdp(model, x, sigmas, extra_args, callback, vae, measurement, operator, options, report=None,
+             tiled_vae="auto"):
     """Shared by both forms: returns (pixels in [−1, 1], last purified latent or None)."""
     check_schedule(sigmas, "every purification level of DCDP would collapse to the largest noise level (sigma_max), "
                    "discarding each fit", "e.g. BasicScheduler with 20 steps: the SIGMAS only place the purification "
                    "levels, the network calls are set by purification and purification_steps (1-4 for Turbo / LCM)")
-    call = RestorationCall(model, x, extra_args, vae, measurement, operator, "DCDP")
+    call = RestorationCall(model, x, extra_args, vae, measurement, operator, "DCDP", report, tiled_vae)
     log.info("DCDP (%s, %s): %d network calls, %s", operator.describe(), call.param.name,
              dcdp.network_calls(options, sigmas),
              describe_fits(options.outer_iterations, dcdp.uses_exact_fit(operator, options), options.inner_steps,
                            "momentum steps"))
 
-    def report(k, latent, x0, sigma):
+    def progress(k, latent, x0, sigma):
         if callback is not None:  # progress over outer iterations, mapped onto the sampler's step count
             step = min(len(sigmas) - 2, (k + 1) * (len(sigmas) - 1) // options.outer_iterations - 1)
             callback({"x": latent, "i": step, "sigma": sigma, "sigma_hat": sigma, "denoised": x0})
 
-    stats = SolveStats() if stats is None else stats
     result = dcdp.sample_dcdp(call.denoise, call.codec.decode, call.codec.encode, operator, call.y, sigmas, call.param,
-                              call.generator(), options, callback=report,
-                              check_interrupt=comfy_compat.check_interrupt, stats=stats)
-    log.info("DCDP fits: %s", stats.describe(fit_iteration_name(operator, options)))
+                              call.generator(), options, callback=progress,
+                              check_interrupt=comfy_compat.check_interrupt, stats=call.report.solves)
+    log.info("DCDP: %s; fits: %s", call.report.describe_work(),
+             call.report.solves.describe(fit_iteration_name(operator, options)))
     return result, call.codec
 
 
 @torch.no_grad()
 def sample_dcdp_comfy(model, x, sigmas, extra_args=None, callback=None, disable=None, *, vae, measurement, operator,
-                      options, final_pixels=None, stats=None):
+                      options, report=None, tiled_vae="auto"):
     """KSAMPLER contract; the sigmas only supply the purification levels. Returns the last purified
-    latent, or the encoding of the final fit when the final purification is skipped. A dict passed
-    as final_pixels receives the final image itself (the all-in-one node returns it, saving a VAE
-    round trip); a SolveStats passed as stats receives every fit's iterations and relative residual."""
+    latent, or the encoding of the final fit when the final purification is skipped. A RunReport passed
+    as `report` receives the run's calls, VAE passes, fits and the final image itself (the all-in-one
+    node returns it, saving a VAE round trip)."""
     (pixels, latent), codec = run_dcdp(model, x, sigmas, extra_args, callback, vae, measurement, operator, options,
-                                       stats)
-    if final_pixels is not None:
-        final_pixels["pixels"] = pixels
+                                       report, tiled_vae)
+    if report is not None:
+        report.final_pixels = pixels
     return latent if latent is not None else codec.encode(pixels)
 
 
@@ -106,12 +108,13 @@ class DCDPSampler:
         return {"required": {"vae": sockets.model_sockets()["vae"], "measurement": sockets.measurement(),
                              "operator": sockets.operator(OPERATOR), **dcdp_options_inputs()}}
 
-    def get_sampler(self, vae, measurement, operator, **options):
+    def get_sampler(self, vae, measurement, operator, tiled_vae="auto", **options):
         inputs.check_vae(vae)
         inputs.check_image(measurement, "measurement")
         settings = dcdp.check_options(dcdp.DCDPOptions(**options))
         return (comfy.samplers.KSAMPLER(sample_dcdp_comfy, extra_options={
-            "vae": vae, "measurement": measurement, "operator": operator, "options": settings}),)
+            "vae": vae, "measurement": measurement, "operator": operator, "options": settings,
+            "tiled_vae": tiled_vae}),)
 
 
 class DCDPRestore:
@@ -136,19 +139,19 @@ class DCDPRestore:
             "scheduler": sockets.scheduler(),
             **dcdp_options_inputs()}}
 
-    def restore(self, model, positive, negative, vae, measurement, operator, seed, steps, cfg, scheduler, **options):
+    def restore(self, model, positive, negative, vae, measurement, operator, seed, steps, cfg, scheduler,
+                tiled_vae="auto", **options):
         settings = dcdp.check_options(dcdp.DCDPOptions(**options))
         latent = restored_latent(model, vae, measurement, operator)
         sigmas = comfy_compat.compute_sigmas(model, scheduler, steps, 1.0)
-        final, stats = {}, SolveStats()
+        report = RunReport()
         sampler = comfy.samplers.KSAMPLER(sample_dcdp_comfy, extra_options={
-            "vae": vae, "measurement": measurement, "operator": operator, "options": settings, "final_pixels": final,
-            "stats": stats})
+            "vae": vae, "measurement": measurement, "operator": operator, "options": settings, "report": report,
+            "tiled_vae": tiled_vae})
         sample_restoration(model, sampler, sigmas, positive, negative, cfg, latent, seed)
         info = (f"DCDP ({operator.describe()}): {settings.outer_iterations} rounds, "
-                f"{dcdp.network_calls(settings, sigmas)} network calls; "
-                f"fits: {stats.describe(fit_iteration_name(operator, settings))}")
-        return (pixels_to_image(final["pixels"]), info)
+                f"{describe_run(report, cfg, fit_iteration_name(operator, settings))}")
+        return (pixels_to_image(report.final_pixels), info)
 
 
 DCDP_NODES = {

@@ -5,10 +5,10 @@ import comfy.samplers
 import torch
 
 from ..solvers import ding, ding_restore
-from . import comfy_compat, inputs, sockets
+from . import comfy_compat, inputs, sockets, vae_bridge
 from .ding_sampler import ding_options_inputs
 from .operator_nodes import OPERATOR
-from .restoration import RestorationCall, restored_latent, sample_restoration
+from .restoration import RestorationCall, RunReport, describe_run, restored_latent, sample_restoration
 
 log = logging.getLogger("inverse_samplers")
 
@@ -24,10 +24,11 @@ def ding_restore_options_inputs():
                           "How the operator reaches the latent. pixel: no autograd, 2 decodes + 2 encodes per "
                           "step, approximate for real VAEs. linearized: exact for linear decoders, a decoder "
                           "Jacobian-vector and vector-Jacobian product per solver iteration (slower, more memory)."}),
-        "solver_iterations": ("INT", {"default": 30, "min": 1, "max": 1000, "tooltip":
+        "solver_iterations": ("INT", {"default": 100, "min": 1, "max": 1000, "tooltip":
                               "Most conjugate-gradient iterations per step (blur, bicubic SR, linearized)."}),
         "solver_tolerance": ("FLOAT", {"default": 1e-4, "min": 1e-8, "max": 0.1, "step": 1e-5, "tooltip":
                              "Relative residual at which each solve stops."}),
+        "tiled_vae": sockets.tiled_vae(),
     }
 
 
@@ -62,11 +63,12 @@ def differentiable_decoder(vae, latent_format, device):
 @torch.no_grad()  # the linearized solver enables autograd for the decoder alone
 def sample_ding_restore_comfy(model, x, sigmas, extra_args=None, callback=None, disable=None, *, vae, measurement,
                               operator, measurement_noise=0.01, variant="ding", eta_schedule="fm_square",
-                              eta_scale=1.0, latent_solver="pixel", solver_iterations=30, solver_tolerance=1e-4,
-                              report=None):
+                              eta_scale=1.0, latent_solver="pixel", solver_iterations=100, solver_tolerance=1e-4,
+                              tiled_vae="auto", report=None, exact_every=1):
     """KSAMPLER contract: x is ComfyUI's noised start; the latent's size is the restored image's.
-    A dict passed as `report` receives the run's solver statistics."""
-    call = RestorationCall(model, x, extra_args, vae, measurement, operator, "DInG restore")
+    A RunReport passed as `report` receives the run's calls, VAE passes and solves. exact_every > 1
+    (no widget: measured no better than fewer steps, docs/benchmarks.md) conditions only every n-th step."""
+    call = RestorationCall(model, x, extra_args, vae, measurement, operator, "DInG restore", report, tiled_vae)
     base_model = model.inner_model.inner_model
     options = ding_restore.SolveOptions(tolerance=solver_tolerance, max_iterations=solver_iterations)
     differentiable = (differentiable_decoder(vae, base_model.latent_format, x.device)
@@ -75,18 +77,22 @@ def sample_ding_restore_comfy(model, x, sigmas, extra_args=None, callback=None, 
         latent_solver, operator, call.y, 2.0 * measurement_noise, call.codec.decode, call.codec.encode,
         differentiable, options, comfy_compat.check_interrupt)
     log.info("DInG restore (%s, %s, %s): %d network calls for %d steps", operator.describe(), latent_solver,
-             call.param.name, ding.network_calls(sigmas, variant), len(sigmas) - 1)
+             call.param.name, ding.network_calls(sigmas, variant, exact_every), len(sigmas) - 1)
 
     def progress(i, state, x0, sigma):
         if callback is not None:
             callback({"x": state, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": x0})
 
-    result = ding_restore.sample_ding_restore(call.denoise, x, sigmas, observation, call.param, call.generator(),
-                                              eta_schedule=eta_schedule, eta_scale=eta_scale, variant=variant,
-                                              callback=progress, check_interrupt=comfy_compat.check_interrupt)
-    log.info("DInG restore: %s", observation.stats.describe())
-    if report is not None:
-        report["stats"] = observation.stats
+    result = ding.sample_posterior(call.denoise, x, sigmas, observation, call.param, call.generator(),
+                                   eta_schedule=eta_schedule, eta_scale=eta_scale, variant=variant,
+                                   exact_every=exact_every, callback=progress,
+                                   check_interrupt=comfy_compat.check_interrupt)
+    passes = getattr(observation, "decoder_passes", {})
+    call.report.decodes += passes.get("decodes", 0)
+    call.report.decoder_jvps += passes.get("jvps", 0)
+    call.report.decoder_vjps += passes.get("vjps", 0)
+    call.report.solves = observation.stats
+    log.info("DInG restore: %s; %s", call.report.describe_work(), observation.stats.describe())
     return result.to(x.dtype)
 
 
@@ -140,15 +146,14 @@ class DInGRestore:
         ding_restore.require_linear(operator)
         latent = restored_latent(model, vae, measurement, operator)
         sigmas = comfy_compat.compute_sigmas(model, scheduler, steps, 1.0)
-        report = {}
+        report = RunReport()
         sampler = comfy.samplers.KSAMPLER(sample_ding_restore_comfy, extra_options={
             "vae": vae, "measurement": measurement, "operator": operator, "report": report, **options})
         samples = sample_restoration(model, sampler, sigmas, positive, negative, cfg, latent, seed, start_noise=True)
-        image = vae.decode(samples)
-        calls = ding.network_calls(sigmas, options["variant"])
+        image = vae_bridge.decode(vae, samples, options.get("tiled_vae", "auto"))
+        report.decodes += 1
         info = (f"DInG restore ({operator.describe()}, {options['latent_solver']}): {len(sigmas) - 1} steps, "
-                f"{calls} network calls" + (f" ({2 * calls} model passes with CFG)" if cfg != 1.0 else "")
-                + f"; {report['stats'].describe()}")
+                f"{describe_run(report, cfg)}")
         return (image, {"samples": samples}, info)
 
 

@@ -1,20 +1,48 @@
 """What every sampler of the pack takes from ComfyUI's KSAMPLER call, written once."""
+from dataclasses import dataclass, field
+from typing import Optional
+
 import comfy.model_management
 import comfy.sample
 import torch
 
+from ..solvers.linear_gaussian import SolveStats
 from . import comfy_compat, inputs
 from .operator_nodes import check_operator_fits
 from .vae_bridge import LatentCodec, image_to_pixels
 
 
-def checked_denoiser(model, extra_args, x, who):
+@dataclass
+class RunReport:
+    """What one sampler run did, carried out of the KSAMPLER for the node's `info` and the log: network
+    calls (a call is two model passes under CFG), VAE passes, the solves and fits."""
+    network_calls: int = 0
+    decodes: int = 0
+    encodes: int = 0
+    decoder_jvps: int = 0      # Jacobian-vector products through the decoder (the linearized solver)
+    decoder_vjps: int = 0      # vector-Jacobian products through the decoder (the linearized solver)
+    solves: SolveStats = field(default_factory=SolveStats)
+    final_pixels: Optional[torch.Tensor] = None  # DCDP's final fit, which its all-in-one node returns as is
+
+    @property
+    def vae_passes(self) -> int:
+        return self.decodes + self.encodes + self.decoder_jvps + self.decoder_vjps
+
+    def describe_work(self) -> str:
+        parts = [f"{self.decodes} decodes", f"{self.encodes} encodes"]
+        parts += [f"{n} decoder {name}s" for n, name in ((self.decoder_jvps, "JVP"), (self.decoder_vjps, "VJP")) if n]
+        return f"{self.network_calls} network calls, {self.vae_passes} VAE passes ({', '.join(parts)})"
+
+
+def checked_denoiser(model, extra_args, x, who, report=None):
     """D(x, σ) → x̂0 through ComfyUI's wrapped model (CFG, patches), with ComfyUI's own mask
-    blending switched off, failing clearly on NaN."""
+    blending switched off, failing clearly on NaN; each call counted in `report`."""
     extra_args = dict(extra_args or {}, denoise_mask=None)
     sigma_in = x.new_ones([x.shape[0]])
 
     def denoise(state, sigma):
+        if report is not None:
+            report.network_calls += 1
         out = model(state, sigma * sigma_in, **extra_args)
         if not torch.isfinite(out).all():
             raise ValueError(f"{who}: model output at sigma={sigma:.4g} contains NaN or infinite values "
@@ -35,7 +63,8 @@ class RestorationCall:
     """A restoration sampler's view of one KSAMPLER call: the parameterisation, the seed, the pixel
     measurement y checked against the operator and the output size, the VAE codec, the denoiser."""
 
-    def __init__(self, model, x, extra_args, vae, measurement, operator, who):
+    def __init__(self, model, x, extra_args, vae, measurement, operator, who, report=None, tiled_vae="auto"):
+        self.report = RunReport() if report is None else report
         inputs.check_vae(vae)
         base_model = model.inner_model.inner_model
         self.param = comfy_compat.parameterisation_of(base_model.model_sampling)
@@ -45,12 +74,12 @@ class RestorationCall:
                                        "make the latent (the restored image) that size")
         self.seed = int((extra_args or {}).get("seed") or 0)
         patcher = model.inner_model.model_patcher
-        self.codec = LatentCodec(vae, base_model.latent_format, patcher, x.device, self.seed)
+        self.codec = LatentCodec(vae, base_model.latent_format, patcher, x.device, self.seed, self.report, tiled_vae)
         comfy.model_management.load_models_gpu([patcher, vae.patcher])
         self.y = measurement_pixels(measurement, x.shape[0], x.device)
         scale = inputs.vae_scale(vae)
         check_measurement(operator, self.y, (x.shape[0], 3, x.shape[2] * scale, x.shape[3] * scale))
-        self.denoise = checked_denoiser(model, extra_args, x, who)
+        self.denoise = checked_denoiser(model, extra_args, x, who, self.report)
 
     def generator(self):
         return solver_generator(self.seed)
@@ -63,6 +92,12 @@ def solver_generator(seed):
     """The solver's own draws, seeded with seed + 1 (the seed itself made ComfyUI's start noise), wrapped
     into the 64 bits a torch.Generator takes, so the largest seed a widget allows works too."""
     return torch.Generator().manual_seed((int(seed) + 1) % SEED_RANGE)
+
+
+def describe_run(report, cfg, iteration_name="CG iterations"):
+    """The all-in-one nodes' account of a run: calls (model passes under CFG), VAE passes, solves."""
+    passes = f" = {2 * report.network_calls} model passes with CFG" if cfg != 1.0 else ""
+    return f"{report.describe_work()}{passes}; {report.solves.describe(iteration_name)}"
 
 
 def describe_fits(count, exact, max_steps, step_name):

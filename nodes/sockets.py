@@ -1,5 +1,6 @@
 """Input declarations shared by several nodes, each with the tooltip the frontend shows on hover."""
 from . import comfy_compat
+from .vae_bridge import TILED_VAE_MODES
 
 SEED_MAX = 0xffffffffffffffff
 
@@ -30,6 +31,13 @@ def cfg(default, tooltip="Classifier-free guidance scale: how strongly the promp
 def scheduler():
     return (comfy_compat.scheduler_names(), {"default": "normal", "tooltip":
             "How the noise levels are spaced over the steps (as in KSampler)."})
+
+
+def tiled_vae():
+    return (list(TILED_VAE_MODES), {"default": "auto", "tooltip":
+            "Big images: pass the image through the VAE in tiles (ComfyUI's tiled decode / encode) inside every "
+            "step, so memory stays bounded. auto: above 1280x1280 px (2048x2048 tiles, 1024x1024 not). on / off: "
+            "always / never."})
 
 
 def measurement():

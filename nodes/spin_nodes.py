@@ -5,10 +5,10 @@ import comfy.samplers
 import torch
 
 from ..solvers import spin
-from ..solvers.linear_gaussian import SolveStats
 from . import comfy_compat, inputs, sockets, vae_bridge
 from .operator_nodes import OPERATOR
-from .restoration import RestorationCall, check_schedule, describe_fits, restored_latent, sample_restoration
+from .restoration import (RestorationCall, RunReport, check_schedule, describe_fits, describe_run, restored_latent,
+                          sample_restoration)
 
 log = logging.getLogger("inverse_samplers")
 
@@ -46,6 +46,7 @@ def spin_options_inputs():
         "fit_tolerance": ("FLOAT", {"default": 1e-3, "min": 0.0, "max": 1.0, "step": 0.0001, "tooltip":
                           "A fit stops once its gradient is this share of where it started (relative residual; "
                           "info reports the worst reached). 0 runs every fit_steps."}),
+        "tiled_vae": sockets.tiled_vae(),
     }
 
 
@@ -76,13 +77,13 @@ def warn_if_nothing_is_guided(run_steps, options):
 
 @torch.no_grad()  # no graph through the model or the VAE, whatever mode the caller is in (the fit enables its own)
 def sample_spin_comfy(model, x, sigmas, extra_args=None, callback=None, disable=None, *, vae, measurement, operator,
-                      strength, options, stats=None):
+                      strength, options, report=None, tiled_vae="auto"):
     """KSAMPLER contract: Spin starts from its own y-based warm start, so x only gives the shape. A
-    SolveStats passed as stats receives every fit's iterations and relative residual."""
+    RunReport passed as `report` receives the run's calls, VAE passes and every fit's iterations and residual."""
     check_schedule(sigmas, "Spin's warm start would sit at the largest noise level (sigma_max) and no reverse step "
                    "would get a correction", "e.g. BasicScheduler with 10-30 steps (warm_start_strength then picks t* "
                    "inside it)")
-    call = RestorationCall(model, x, extra_args, vae, measurement, operator, "Spin sampler")
+    call = RestorationCall(model, x, extra_args, vae, measurement, operator, "Spin sampler", report, tiled_vae)
     run_sigmas = warm_start_sigmas(sigmas, strength)
     warn_if_nothing_is_guided(len(run_sigmas) - 1, options)
     offset = len(sigmas) - len(run_sigmas)
@@ -98,30 +99,30 @@ def sample_spin_comfy(model, x, sigmas, extra_args=None, callback=None, disable=
     def bar_step(call_index):
         return max(0, (call_index + 1) * total // calls - 1)
 
-    def report_warm_start(r, state, x0, sigma):
+    def warm_start_progress(r, state, x0, sigma):
         if callback is not None:
             callback({"x": state, "i": bar_step(r), "sigma": sigma, "sigma_hat": sigma, "denoised": x0})
 
-    def report(i, state, x0, sigma):
+    def progress(i, state, x0, sigma):
         if callback is not None:
             callback({"x": state, "i": bar_step(options.warm_start_iterations + i), "sigma": sigmas[offset + i],
                       "sigma_hat": sigmas[offset + i], "denoised": x0})
 
-    stats = SolveStats() if stats is None else stats
     result = spin.sample_spin(call.denoise, call.codec.decode, call.codec.encode, operator, call.y, run_sigmas,
-                              call.param, call.generator(), options, callback=report,
-                              check_interrupt=comfy_compat.check_interrupt, warm_start_callback=report_warm_start,
-                              stats=stats)
-    log.info("Spin fits: %s", stats.describe(fit_iteration_name(operator, options)))
+                              call.param, call.generator(), options, callback=progress,
+                              check_interrupt=comfy_compat.check_interrupt, warm_start_callback=warm_start_progress,
+                              stats=call.report.solves)
+    log.info("Spin: %s; fits: %s", call.report.describe_work(),
+             call.report.solves.describe(fit_iteration_name(operator, options)))
     return result
 
 
-def spin_ksampler(vae, measurement, operator, strength, options, stats=None):
+def spin_ksampler(vae, measurement, operator, strength, options, report=None, tiled_vae="auto"):
     inputs.check_vae(vae)
     inputs.check_image(measurement, "measurement")
     return comfy.samplers.KSAMPLER(sample_spin_comfy, extra_options={
         "vae": vae, "measurement": measurement, "operator": operator, "strength": strength, "options": options,
-        "stats": stats})
+        "report": report, "tiled_vae": tiled_vae})
 
 
 class SpinSampler:
@@ -139,8 +140,9 @@ class SpinSampler:
         return {"required": {"vae": sockets.model_sockets()["vae"], "measurement": sockets.measurement(),
                              "operator": sockets.operator(OPERATOR), **spin_options_inputs()}}
 
-    def get_sampler(self, vae, measurement, operator, warm_start_strength, **options):
-        return (spin_ksampler(vae, measurement, operator, warm_start_strength, spin_options(**options)),)
+    def get_sampler(self, vae, measurement, operator, warm_start_strength, tiled_vae="auto", **options):
+        return (spin_ksampler(vae, measurement, operator, warm_start_strength, spin_options(**options),
+                              tiled_vae=tiled_vae),)
 
 
 class SpinRestore:
@@ -166,17 +168,17 @@ class SpinRestore:
             **spin_options_inputs()}}
 
     def restore(self, model, positive, negative, vae, measurement, operator, seed, steps, cfg, scheduler,
-                warm_start_strength, **options):
-        settings, stats = spin_options(**options), SolveStats()
+                warm_start_strength, tiled_vae="auto", **options):
+        settings, report = spin_options(**options), RunReport()
         latent = restored_latent(model, vae, measurement, operator)
-        sampler = spin_ksampler(vae, measurement, operator, warm_start_strength, settings, stats)
+        sampler = spin_ksampler(vae, measurement, operator, warm_start_strength, settings, report, tiled_vae)
         sigmas = comfy_compat.compute_sigmas(model, scheduler, steps, 1.0)
         samples = sample_restoration(model, sampler, sigmas, positive, negative, cfg, latent, seed)
-        image = vae_bridge.decode(vae, samples)
+        image = vae_bridge.decode(vae, samples, tiled_vae)
+        report.decodes += 1
         run = warm_start_sigmas(sigmas, warm_start_strength)
-        calls = spin.network_calls(run, settings)
-        info = (f"Spin ({operator.describe()}): {len(run) - 1} steps from t*, {calls} network calls; "
-                f"fits: {stats.describe(fit_iteration_name(operator, settings))}")
+        info = (f"Spin ({operator.describe()}): {len(run) - 1} steps from t*, "
+                f"{describe_run(report, cfg, fit_iteration_name(operator, settings))}")
         return (image, {"samples": samples}, info)
 
 

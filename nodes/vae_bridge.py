@@ -6,6 +6,8 @@ Solvers see pixels as [B, C, H, W] in [−1, 1] on the sampling device; ComfyUI'
 import comfy.model_management
 import torch
 
+from .inputs import vae_scale
+
 
 def blame_vae_for_nan(tensor, what):
     """NaN out of the VAE is the VAE's fault: say so before a later step blames the model."""
@@ -15,18 +17,46 @@ def blame_vae_for_nan(tensor, what):
     return tensor
 
 
-def encode_reproducibly(vae, pixels, seed):
+def encode_reproducibly(vae, pixels, seed, tiled="off"):
     """VAE.encode of an IMAGE, with any sampling it does (the PyPI fork draws from the posterior)
     tied to the seed; the global RNG state is restored afterwards."""
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        return blame_vae_for_nan(vae.encode(pixels), "encoding")
+        return encode(vae, pixels, tiled)
 
 
-def decode(vae, latent):
-    """VAE.decode (raw latent → IMAGE), failing on NaN with the VAE named."""
-    return blame_vae_for_nan(vae.decode(latent), "decoding")
+TILED_VAE_MODES = ("auto", "on", "off")
+TILED_AUTO_PIXELS = 1280 * 1280  # auto: images larger than this go through the VAE in tiles (2048² does, 1024² not)
+DECODE_TILE, DECODE_OVERLAP = 64, 16      # latent cells: ComfyUI's VAE Decode (Tiled) defaults
+ENCODE_TILE, ENCODE_OVERLAP = 512, 64     # pixels: ComfyUI's VAE Encode (Tiled) defaults
+
+
+def use_tiles(mode, height, width):
+    """Whether a VAE pass over a height × width px image goes in tiles: `on`, `off`, or `auto` by size."""
+    if mode not in TILED_VAE_MODES:
+        raise ValueError(f"tiled_vae must be one of {TILED_VAE_MODES}, got {mode!r}")
+    return mode == "on" or (mode == "auto" and height * width > TILED_AUTO_PIXELS)
+
+
+def decode(vae, latent, tiled="off"):
+    """VAE.decode (raw latent → IMAGE), in ComfyUI's tiles when `use_tiles` says so, failing on NaN with
+    the VAE named."""
+    scale = vae_scale(vae)
+    if use_tiles(tiled, latent.shape[-2] * scale, latent.shape[-1] * scale):
+        image = vae.decode_tiled(latent, tile_x=DECODE_TILE, tile_y=DECODE_TILE, overlap=DECODE_OVERLAP)
+    else:
+        image = vae.decode(latent)
+    return blame_vae_for_nan(image, "decoding")
+
+
+def encode(vae, image, tiled="off"):
+    """VAE.encode (IMAGE → raw latent), in tiles when `use_tiles` says so, failing on NaN."""
+    if use_tiles(tiled, image.shape[1], image.shape[2]):
+        latent = vae.encode_tiled(image, tile_x=ENCODE_TILE, tile_y=ENCODE_TILE, overlap=ENCODE_OVERLAP)
+    else:
+        latent = vae.encode(image)
+    return blame_vae_for_nan(latent, "encoding")
 
 
 def image_to_pixels(image, device):
@@ -40,17 +70,22 @@ def pixels_to_image(pixels):
 class LatentCodec:
     """decode(z) / encode(x) between model-space latents and pixels, for one sampling run."""
 
-    def __init__(self, vae, latent_format, model_patcher, device, seed):
+    def __init__(self, vae, latent_format, model_patcher, device, seed, report=None, tiled="auto"):
         self.vae, self.latent_format, self.model_patcher = vae, latent_format, model_patcher
-        self.device, self.seed = device, seed
+        self.device, self.seed, self.tiled = device, seed, tiled
+        self.report = report  # counts decodes and encodes, if given
 
     def decode(self, latent):
-        image = decode(self.vae, self.latent_format.process_out(latent))
+        if self.report is not None:
+            self.report.decodes += 1
+        image = decode(self.vae, self.latent_format.process_out(latent), self.tiled)
         self._reload_model()
         return image_to_pixels(image, self.device)
 
     def encode(self, pixels):
-        raw = encode_reproducibly(self.vae, pixels_to_image(pixels.clamp(-1, 1)), self.seed)
+        if self.report is not None:
+            self.report.encodes += 1
+        raw = encode_reproducibly(self.vae, pixels_to_image(pixels.clamp(-1, 1)), self.seed, self.tiled)
         self._reload_model()
         return self.latent_format.process_in(raw.to(self.device, torch.float32))
 

@@ -223,8 +223,8 @@ class RestoreOracle:
         def denoise(x, sigma):
             return mixture.denoise(x.reshape(len(x), -1), sigma, param).reshape(x.shape)
         observation = DenseObservation(pack, self.matrix, self.y, RESTORE_NOISE, self.latent_shape)
-        out = pack.solvers__ding_restore.sample_ding_restore(denoise, start, self.sigmas, observation, param,
-                                                             generator, **options)
+        out = pack.solvers__ding.sample_posterior(denoise, start, self.sigmas, observation, param, generator,
+                                                  **options)
         return out.reshape(self.n_samples, -1).double()
 
     def distance(self, samples, generator):

@@ -308,11 +308,28 @@ def report(name, lines, output_dir):
         print("  " + line.strip())
 
 
+def boot_quietly(log_path):
+    """Start ComfyUI with its start-up output (optional nodes that fail to import print tracebacks; they
+    are harmless here) in a log file instead of the terminal."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(log_path, "w") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            engine = comfy_harness.boot(with_test_nodes=False)
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+    print(f"ComfyUI started ({engine.name}); its start-up log, harmless optional-import tracebacks included: {log_path}")
+    return engine
+
+
 def main():
     output_dir = Path(os.environ.get("OUTPUT_DIR", comfy_harness.REPO_ROOT / "output")).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
     seeds = list(range(int(os.environ.get("DEMO_SAMPLES", 8))))
-    engine = comfy_harness.boot(with_test_nodes=False)
+    engine = boot_quietly(output_dir / "engine.log")
 
     def pack(dotted):
         return importlib.import_module(f"{engine.pack.__name__}.{dotted}")

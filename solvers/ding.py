@@ -77,15 +77,29 @@ def posterior_moments(prior_mean: torch.Tensor, prior_std: float, target: torch.
     return mean, std
 
 
-def network_calls(sigmas, variant: str = "ding") -> int:
-    """Denoiser evaluations a run over `sigmas` costs: 2 per transition (1 when delayed) + 1 final."""
+def conditioned_steps(sigmas, exact_every: int = 1) -> set:
+    """Indices i of the steps σ_i → σ_{i+1} that condition on y. exact_every = 1: all of them. Above 1
+    (docs/ding_restore.md §2, sparse steps): the final step into σ = 0, the last transition, and every
+    exact_every-th transition counting back from it; the others take the plain prior bridge."""
+    if exact_every < 1:
+        raise ValueError(f"exact_every must be at least 1, got {exact_every}")
+    values = [as_scalar(s) for s in sigmas]
+    moves = [i for i in range(len(values) - 1) if values[i + 1] != values[i]]
+    transitions = [i for i in moves if values[i + 1] > 0]
+    return set(transitions[::-1][::exact_every]) | {i for i in moves if values[i + 1] <= 0}
+
+
+def network_calls(sigmas, variant: str = "ding", exact_every: int = 1) -> int:
+    """Denoiser evaluations a run over `sigmas` costs: 2 per conditioned transition (1 when delayed),
+    1 per plain prior transition, + 1 final."""
     sigma_values = [as_scalar(s) for s in sigmas]
+    conditioned = conditioned_steps(sigmas, exact_every)
     per_transition = 1 if variant == "delayed" else 2
     calls = 0
-    for sigma_t, sigma_s in zip(sigma_values[:-1], sigma_values[1:]):
+    for i, (sigma_t, sigma_s) in enumerate(zip(sigma_values[:-1], sigma_values[1:])):
         if sigma_s == sigma_t:
             continue
-        calls += per_transition if sigma_s > 0 else 1
+        calls += per_transition if sigma_s > 0 and i in conditioned else 1
     return calls
 
 
@@ -135,20 +149,37 @@ def sample_ding(denoise: Denoiser, x: torch.Tensor, sigmas, observation: torch.T
     return sample_posterior(denoise, x, sigmas, model, param, generator, **options)
 
 
+def _reverse_step(x, x0, sigma_t, sigma_s, observation, param, generator, denoised, eta_schedule, eta_scale,
+                  variant):
+    """One transition σ_t → σ_s > 0 (ding.md §2 (1)–(4)); with no observation, the plain prior bridge."""
+    rho = relative_eta(eta_schedule, param, sigma_t, sigma_s, eta_scale)
+    prior_mean, prior_std = prior_bridge(x, x0, sigma_t, sigma_s, param, rho)
+    if observation is None:  # a sparse step: no proxy, no observation
+        return prior_mean + prior_std * _standard_normal(x, generator)
+    if variant == "delayed":  # one NFE: the noise estimate of the current state, one level stale (§3)
+        noise_guess = param.noise_estimate(x, x0, sigma_t)
+    else:
+        proxy = prior_mean + prior_std * _standard_normal(x, generator)
+        noise_guess = param.noise_estimate(proxy, denoised(proxy, sigma_s), sigma_s)
+    return observation.transition(x0, prior_mean, prior_std, param.signal_scale(sigma_s), param.noise_scale(sigma_s),
+                                  noise_guess, generator)
+
+
 def sample_posterior(denoise: Denoiser, x: torch.Tensor, sigmas, observation, param: Parameterisation,
                      generator: torch.Generator, *, eta_schedule: str = "fm_square", eta_scale: float = 1.0,
-                     variant: str = "ding", callback: Optional[Callable] = None,
+                     variant: str = "ding", exact_every: int = 1, callback: Optional[Callable] = None,
                      check_interrupt: Optional[Callable[[], None]] = None) -> torch.Tensor:
     """The DInG loop (ding.md §2) for any `observation` with transition/final methods.
 
-    Returns x at sigmas[-1], or the final x̂0 conditioned on y when sigmas[-1] = 0.
-    callback(i, x, x0, sigma) is called once per step.
+    Returns x at sigmas[-1], or the final x̂0 conditioned on y when sigmas[-1] = 0. exact_every > 1
+    conditions only the steps `conditioned_steps` names. callback(i, x, x0, sigma) is called once per step.
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     work_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     x = x.to(work_dtype)
     sigma_values = [as_scalar(s) for s in sigmas]
+    conditioned = conditioned_steps(sigmas, exact_every)
     previous_sigma = sigma_values[0]
 
     def denoised(state, sigma):
@@ -166,15 +197,8 @@ def sample_posterior(denoise: Denoiser, x: torch.Tensor, sigmas, observation, pa
             # σ̃(σ_last) alone left observed latents 1.7× too far from y on flow schedules (tests).
             x = observation.final(x0, param.ve_sigma(previous_sigma), generator)
         else:
-            rho = relative_eta(eta_schedule, param, sigma_t, sigma_s, eta_scale)
-            prior_mean, prior_std = prior_bridge(x, x0, sigma_t, sigma_s, param, rho)
-            if variant == "delayed":  # one NFE: the noise estimate of the current state, one level stale (§3)
-                noise_guess = param.noise_estimate(x, x0, sigma_t)
-            else:
-                proxy = prior_mean + prior_std * _standard_normal(x, generator)
-                noise_guess = param.noise_estimate(proxy, denoised(proxy, sigma_s), sigma_s)
-            x = observation.transition(x0, prior_mean, prior_std, param.signal_scale(sigma_s),
-                                       param.noise_scale(sigma_s), noise_guess, generator)
+            x = _reverse_step(x, x0, sigma_t, sigma_s, observation if i in conditioned else None, param, generator,
+                              denoised, eta_schedule, eta_scale, variant)
         previous_sigma = sigma_t
         if callback is not None:
             callback(i, x, x0, sigma_t)

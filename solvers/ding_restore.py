@@ -31,7 +31,7 @@ from typing import Callable, Optional
 import torch
 
 from . import operators
-from .ding import MaskObservation, _standard_normal, sample_posterior
+from .ding import MaskObservation, _standard_normal
 from .linear_gaussian import SolveStats, conjugate_gradient, solve_measurement_system
 
 log = logging.getLogger("inverse_samplers")
@@ -43,7 +43,7 @@ MIN_OBS_STD = 1e-3  # σ_y floor ([−1, 1] units): τ = 0 makes the system sing
 @dataclass
 class SolveOptions:
     tolerance: float = 1e-4       # relative residual at which CG stops
-    max_iterations: int = 50      # CG iterations per solve
+    max_iterations: int = 100     # CG iterations per solve
     finite_difference: float = 0.02  # RMS size of the perturbation of finite-difference Jacobian products
     final_iterations: int = 3     # Gauss–Newton steps of the last fit through a nonlinear decoder
 
@@ -73,6 +73,7 @@ class LinearObservation:
         # where A(Dec(x̂0)) = y − data_residual
         rhs = (signal * self.data_residual + self.apply(signal * x0 + noise * noise_guess - prior_draw)
                + tau * _standard_normal(self.data_residual, generator))
+        self.stats.level = prior_std / signal  # the step's noise, in x0 units
         w = self.solve(tau * tau, prior_std * prior_std, rhs)
         return prior_draw + prior_std * prior_std * self.adjoint(w)
 
@@ -87,6 +88,7 @@ class LinearObservation:
                 rhs = self.data_residual + perturbation
             else:  # the model A(Dec(x)) + A_z (x' − x) of A(Dec(x')), around the current iterate
                 rhs = self.data_residual + perturbation - self.apply(x0 - x)
+            self.stats.level = x0_std
             w = self.solve(self.obs_std ** 2, x0_std * x0_std, rhs)
             x = x0 + x0_std * x0_std * self.adjoint(w)
         self.release()
@@ -164,12 +166,14 @@ class LinearisedDecoderObservation(LinearObservation):
         self.decode = decode            # differentiable latent → pixels [−1, 1], not clamped
         self.point = self.measured = self.pixels = None
         self.forward_mode = True
+        self.decoder_passes = {"decodes": 0, "jvps": 0, "vjps": 0}  # what the decoder was asked for
 
     def linearise(self, x0):
         self.release()
         with torch.inference_mode(False), torch.enable_grad():
             self.point = x0.detach().clone().float().requires_grad_(True)
             self.pixels = self.decode(self.point)
+            self.decoder_passes["decodes"] += 1
             self.measured = self.operator.autograd_ready().forward(self.pixels)
         self.data_residual = (self.y.to(self.measured.dtype) - self.measured.detach()).to(x0.dtype)
 
@@ -181,6 +185,7 @@ class LinearisedDecoderObservation(LinearObservation):
             try:
                 with torch.inference_mode(False):
                     _, tangent = torch.func.jvp(self.decode, (point.clone(),), (v.detach().clone().float(),))
+                self.decoder_passes["jvps"] += 1
                 return self.operator.forward(tangent).to(v.dtype)
             except (RuntimeError, NotImplementedError) as error:
                 self.forward_mode = False
@@ -189,12 +194,14 @@ class LinearisedDecoderObservation(LinearObservation):
         with torch.no_grad():
             tangent = _decoder_difference(self.decode, point, self.pixels.detach(), v.float(),
                                           self.options.finite_difference)
+        self.decoder_passes["decodes"] += 1
         return self.operator.forward(tangent).to(v.dtype)
 
     def adjoint(self, w):
         with torch.inference_mode(False), torch.enable_grad():
             (gradient,) = torch.autograd.grad(self.measured, self.point, grad_outputs=w.detach().clone().float(),
                                               retain_graph=True)
+        self.decoder_passes["vjps"] += 1
         return gradient.to(w.dtype)
 
     def solve(self, noise_var, prior_var, rhs):
@@ -274,7 +281,3 @@ def latent_observation(solver: str, operator, measurement, obs_std, decode: Call
         return DecoderGainObservation(operator, measurement, obs_std, options, decode, encode, check_interrupt)
     raise ValueError(f"latent_solver must be one of {LATENT_SOLVERS}, got {solver!r}")
 
-
-def sample_ding_restore(denoise, x, sigmas, observation, param, generator, **options):
-    """DInG's loop with a linear-operator observation; see ding.sample_posterior for the options."""
-    return sample_posterior(denoise, x, sigmas, observation, param, generator, **options)

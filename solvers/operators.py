@@ -16,6 +16,7 @@ DOWNSAMPLE_MODES = ("bicubic", "box")
 
 class Operator:
     linear = True
+    shift_invariant = False  # A Aᵀ commutes with shifts of the measurement grid (away from the border)
     name = "operator"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -94,6 +95,7 @@ class Inpainting(Operator):
 class Convolution(Operator):
     """Blur: per-channel convolution with a normalised kernel, zero ('same') padding, so that the
     adjoint is the transposed convolution exactly."""
+    shift_invariant = True
 
     def __init__(self, kernel: torch.Tensor, name: str):
         if kernel.ndim != 2 or kernel.shape[0] % 2 == 0 or kernel.shape[1] % 2 == 0:
@@ -170,6 +172,7 @@ def kernel_from_image(image: torch.Tensor) -> Convolution:
 
 class Downsample(Operator):
     """Super-resolution: y = down_f(x), bicubic with antialiasing or box (mean over f×f blocks)."""
+    shift_invariant = True
 
     def __init__(self, factor: int, mode: str = "bicubic"):
         if mode not in DOWNSAMPLE_MODES:

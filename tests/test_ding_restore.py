@@ -105,8 +105,7 @@ def test_mask_operator_is_ding_draw_for_draw(pack):
     reference = ding.sample_ding(denoise, start, sigmas, y, observed, param, torch.Generator().manual_seed(7),
                                  obs_std=0.02)
     observation = restore.state_observation(ops.Inpainting(observed), y, 0.02)
-    generalised = restore.sample_ding_restore(denoise, start, sigmas, observation, param,
-                                              torch.Generator().manual_seed(7))
+    generalised = ding.sample_posterior(denoise, start, sigmas, observation, param, torch.Generator().manual_seed(7))
     torch.testing.assert_close(generalised, reference, atol=1e-12, rtol=0)
 
 

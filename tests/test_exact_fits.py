@@ -143,7 +143,9 @@ def test_exact_fit_on_a_nonlinear_operator_is_a_clear_error(engine, pack):
 def test_solver_defaults_are_the_nodes_defaults(engine, pack):
     """The swept defaults live in two places (the nodes' widgets and the solvers' option classes): the same."""
     spin, dcdp = pack.solvers__spin, pack.solvers__dcdp
+    glue = ("warm_start_strength", "tiled_vae")  # the node's, not the solver's: where t* sits, how the VAE runs
     knobs = node_defaults(engine.nodes["InverseSpinSampler"])
-    from_node = pack.nodes__spin_nodes.spin_options(**{k: v for k, v in knobs.items() if k != "warm_start_strength"})
+    from_node = pack.nodes__spin_nodes.spin_options(**{k: v for k, v in knobs.items() if k not in glue})
     assert from_node == spin.SpinOptions(obs_std=from_node.obs_std)  # σ_y has no solver default: the node's 0.01
-    assert dcdp.DCDPOptions(**node_defaults(engine.nodes["InverseDCDPSampler"])) == dcdp.DCDPOptions()
+    dcdp_knobs = node_defaults(engine.nodes["InverseDCDPSampler"])
+    assert dcdp.DCDPOptions(**{k: v for k, v in dcdp_knobs.items() if k not in glue}) == dcdp.DCDPOptions()
