@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT.parent / "scripts"))
 sys.path.insert(0, str(ROOT))
 import comfy_harness  # noqa: E402
 from bench_spin import Modules  # noqa: E402
-from cost_model import widget_defaults  # noqa: E402
+from oracle_problems import node_defaults  # noqa: E402
 
 SIZE, STEPS = 16, 20
 RESTORERS = [("DInG Restore (pixel)", "InverseDInGRestoreSampler", {"latent_solver": "pixel"}),
@@ -33,7 +33,7 @@ RESTORERS = [("DInG Restore (pixel)", "InverseDInGRestoreSampler", {"latent_solv
 
 def sampler(engine, node_id, vae, measurement, operator, noise_std, overrides):
     node = engine.nodes[node_id]
-    options = {**widget_defaults(node), **overrides}
+    options = {**node_defaults(node), **overrides}
     if "measurement_noise" in options:
         options["measurement_noise"] = noise_std / 2  # σ_y in 0..1 pixel units
     return node().get_sampler(vae=vae, measurement=measurement, operator=operator, **options)[0]

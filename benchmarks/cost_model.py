@@ -19,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent / "scripts"))
 import comfy_harness  # noqa: E402
+from oracle_problems import node_defaults  # noqa: E402
 
 STEPS = 20
 COMPONENT_MS = {  # call, decode, encode, decoder VJP (or JVP)
@@ -35,18 +36,13 @@ RESTORERS = [("DInG Restore (pixel)", "InverseDInGRestore", {}),
              ("DCDP", "InverseDCDPRestore", {})]
 
 
-def widget_defaults(node_class):
-    declared = node_class.INPUT_TYPES()["required"]
-    return {name: spec[1]["default"] for name, spec in declared.items() if len(spec) > 1 and "default" in spec[1]}
-
-
 def counted_work(engine, node_id, overrides):
     """(calls, decodes, encodes, jvps, vjps) that one run at the node defaults reports."""
     model, vae, faces, _, cond = engine.nodes["InverseFacePriorLoader"]().load("eps", 1)
     operator = engine.nodes["InverseOperatorDownsample"]().build(5, "bicubic")[0]
     measurement = engine.nodes["InverseDegradeImage"]().degrade(faces, operator, 0.01, 0)[0]
     node = engine.nodes[node_id]
-    options = {**widget_defaults(node), "seed": 0, "steps": STEPS, "cfg": 1.0, **overrides}
+    options = {**node_defaults(node), "seed": 0, "steps": STEPS, "cfg": 1.0, **overrides}
     info = getattr(node(), node.FUNCTION)(model=model, positive=cond, negative=cond, vae=vae, measurement=measurement,
                                           operator=operator, **options)[-1]
     return tuple(int(n or 0) for n in WORK.search(info).groups())
@@ -66,7 +62,7 @@ def main():
     names = list(COMPONENT_MS)
     print(f"{STEPS} steps; work counted at the node defaults on the face demo's x5 SR (the counts do not depend on "
           "the size), time projected from H100 component costs")
-    print(f"| restorer | calls | decodes | encodes | JVPs | VJPs | " + " | ".join(f"{n} s (× euler)" for n in names) + " |")
+    print("| restorer | calls | decodes | encodes | JVPs | VJPs | " + " | ".join(f"{n} s (× euler)" for n in names) + " |")
     print("|---|---|---|---|---|---|" + "---|" * len(names))
     euler = {n: projected_seconds(rows[0][1], COMPONENT_MS[n]) for n in names}
     for label, work in rows:

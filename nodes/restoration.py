@@ -69,15 +69,15 @@ class RestorationCall:
         base_model = model.inner_model.inner_model
         self.param = comfy_compat.parameterisation_of(base_model.model_sampling)
         inputs.check_vae_fits_model(vae, base_model.latent_format.latent_channels)
-        inputs.check_latent_fits_vae(x.shape[2], x.shape[3], inputs.vae_scale(vae))
-        inputs.check_latent_fits_model(base_model, x.shape[2], x.shape[3], inputs.vae_scale(vae), "latent_image",
+        scale = inputs.vae_scale(vae)
+        inputs.check_latent_fits_vae(x.shape[2], x.shape[3], scale)
+        inputs.check_latent_fits_model(base_model, x.shape[2], x.shape[3], scale, "latent_image",
                                        "make the latent (the restored image) that size")
         self.seed = int((extra_args or {}).get("seed") or 0)
         patcher = model.inner_model.model_patcher
         self.codec = LatentCodec(vae, base_model.latent_format, patcher, x.device, self.seed, self.report, tiled_vae)
         comfy.model_management.load_models_gpu([patcher, vae.patcher])
         self.y = measurement_pixels(measurement, x.shape[0], x.device)
-        scale = inputs.vae_scale(vae)
         check_measurement(operator, self.y, (x.shape[0], 3, x.shape[2] * scale, x.shape[3] * scale))
         self.denoise = checked_denoiser(model, extra_args, x, who, self.report)
 

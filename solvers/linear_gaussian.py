@@ -5,6 +5,7 @@ product N(μ, v I)·N(y; A x, τ² I)): symmetric positive definite, finite for 
 row rank, and as small as the measurement. Solved in closed form where A Aᵀ is diagonal (identity,
 masks, box down-sampling), else by matrix-free conjugate gradients with A and Aᵀ only.
 """
+import functools
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -96,6 +97,18 @@ def conjugate_gradient(apply: Callable[[torch.Tensor], torch.Tensor], rhs: torch
     return w, iterations, float((_batch_dot(residual, residual) / rhs_energy).sqrt().max())
 
 
+@functools.lru_cache(maxsize=16)
+def _circulant_eigenvalues(operator, height: int, width: int, device, normal: bool) -> torch.Tensor:
+    """The eigenvalues of G (see circulant_preconditioner) on a height × width grid, from its impulse
+    response. A run solves on one grid with one operator at every step, so each is computed once."""
+    impulse = torch.zeros(1, 1, height, width, dtype=torch.float64, device=device)
+    impulse[..., height // 2, width // 2] = 1.0
+    response = (operator.adjoint(operator.forward(impulse)) if normal
+                else operator.forward(operator.adjoint(impulse)))[0, 0]
+    response = torch.roll(response, (-(height // 2), -(width // 2)), dims=(0, 1))
+    return torch.fft.rfft2(response).real.clamp_min(0.0)
+
+
 def circulant_preconditioner(operator, noise_var: float, prior_var: float, like: torch.Tensor, normal=False):
     """(τ² I + v·G)⁻¹ with G = A Aᵀ (or AᵀA for the normal equations, `normal`) taken as circular,
     applied by FFT, for operators whose G is shift-invariant: A Aᵀ of blurs and of bicubic or box
@@ -107,12 +120,7 @@ def circulant_preconditioner(operator, noise_var: float, prior_var: float, like:
     if normal and tuple(operator.measurement_shape(like.shape)) != tuple(like.shape):
         return None
     height, width = like.shape[-2:]
-    impulse = torch.zeros(1, 1, height, width, dtype=torch.float64, device=like.device)
-    impulse[..., height // 2, width // 2] = 1.0
-    response = (operator.adjoint(operator.forward(impulse)) if normal
-                else operator.forward(operator.adjoint(impulse)))[0, 0]
-    response = torch.roll(response, (-(height // 2), -(width // 2)), dims=(0, 1))
-    eigenvalues = torch.fft.rfft2(response).real.clamp_min(0.0)
+    eigenvalues = _circulant_eigenvalues(operator, height, width, like.device, normal)
     inverse = (1.0 / (noise_var + prior_var * eigenvalues)).to(like.dtype)
 
     def apply(r):

@@ -6,8 +6,9 @@ import re
 import pytest
 import torch
 
-from test_robustness import DCDP_OPTIONS, SPIN_OPTIONS, faces
-from test_robustness_round3 import DING_RESTORE_OPTIONS, widget_defaults
+from test_robustness import faces
+from oracle_problems import node_defaults
+from test_robustness_round3 import DING_RESTORE_OPTIONS
 
 WORK = re.compile(r"(\d+) network calls, (\d+) VAE passes \((\d+) decodes, (\d+) encodes\)")
 
@@ -33,7 +34,7 @@ def counted_faces(engine):
 
 def run_all_in_one(engine, node_id, model, vae, measurement, operator, cond, **overrides):
     node = engine.nodes[node_id]
-    options = {**widget_defaults(node), "steps": 6, "cfg": 1.0, "seed": 0, **overrides}
+    options = {**node_defaults(node), "steps": 6, "cfg": 1.0, "seed": 0, **overrides}
     return getattr(node(), node.FUNCTION)(model=model, positive=cond, negative=cond, vae=vae,
                                           measurement=measurement, operator=operator, **options)[-1]
 

@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from test_robustness import DCDP_OPTIONS, DING_OPTIONS, SPIN_OPTIONS, dcdp_restore, ding_inpaint, faces, spin_restore
+from oracle_problems import node_defaults
+from test_robustness import DCDP_OPTIONS, DING_OPTIONS, SPIN_OPTIONS, ding_inpaint, faces, spin_restore
 
 MAX_SEED = 2 ** 64 - 1  # what the seed widgets (and core KSampler's) allow
 DING_RESTORE_OPTIONS = dict(measurement_noise=0.02, variant="ding", eta_schedule="fm_square", eta_scale=1.0,
@@ -18,14 +19,6 @@ def ding_restore(engine, model, vae, measurement, operator, cond, seed=0, steps=
                                                        1.0, "normal", **dict(DING_RESTORE_OPTIONS, **overrides))
 
 
-def widget_defaults(node_class):
-    """The value every widget of a node starts with in the frontend."""
-    declared = node_class.INPUT_TYPES()
-    return {name: spec[1]["default"] if isinstance(spec[0], str) else spec[1].get("default", spec[0][0])
-            for section in ("required", "optional") for name, spec in declared.get(section, {}).items()
-            if len(spec) > 1 and (isinstance(spec[0], list) or "default" in spec[1])}
-
-
 def face_prompt(engine, restorer, seed, **options):
     """Face prior → blur + noise → a restorer (or DInG Inpaint) at its widget defaults and `seed`, 4 steps,
     captured, through the executor."""
@@ -33,7 +26,7 @@ def face_prompt(engine, restorer, seed, **options):
     sockets = {"model": ["1", 0], "positive": ["1", 4], "negative": ["1", 4], "vae": ["1", 1]}
     sockets.update({"image": ["1", 2], "mask": ["1", 3]} if restorer == "InverseDInGInpaint"
                    else {"measurement": ["3", 0], "operator": ["2", 0]})
-    node = {**widget_defaults(engine.nodes[restorer]), **sockets, "seed": seed, "steps": 4, "cfg": 1.0, **options}
+    node = {**node_defaults(engine.nodes[restorer]), **sockets, "seed": seed, "steps": 4, "cfg": 1.0, **options}
     return {
         "1": {"class_type": "InverseFacePriorLoader", "inputs": {"prediction": "eps", "faces": 2}},
         "2": blur,
