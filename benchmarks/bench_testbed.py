@@ -1,19 +1,24 @@
 """Restorers through a trained, nonlinear decoder: the testbed (docs/testbed.md), against a long-run MCMC
-reference of the exact posterior, all measured in this run.
+reference of the exact posterior, all measured in this run (the references are cached on disk).
 
 Prior: testbed/latent_prior.py's Gaussian mixture over the testbed VAE's latents of 16×16 photo patches
-(2×2×4 latents), as an exact ComfyUI MODEL (EPS). Measurement: y = A(Dec z*) + σ_y·n from the encoded
-latent z* of a held-out patch (testbed/reference.standard_problems). Reference: preconditioned MALA on
-log p(z) + log N(y; A(Dec z), σ_y²I), two independent runs (their sliced W2 against each other is the
-floor). Each restorer runs through SamplerCustom with ComfyUI's VAE class at its node defaults, 20 steps,
-N draws; scored in pixels by sliced W2 to the reference, PSNR of the mean against the truth, and the data
-residual ‖A·Dec(x) − y‖ / (σ_y·√m), ≈ 1 for a posterior sample (mean and worst draw).
+(2×2×4 latents), as an exact ComfyUI MODEL, EPS and flow. Problems: six operators on decoded pixels
+(Gaussian blur, motion blur, ×2 and ×4 bicubic SR, denoising, inpainting), each with `--draws` truths (the
+encoded latents of held-out photo patches) and a fresh measurement-noise draw per truth. Reference per
+problem: preconditioned MALA on log p(z) + log N(y; A(Dec z), σ_y²I), two independent runs; their sliced
+W2 at the restorers' sample count is the floor. Each restorer runs through SamplerCustom with ComfyUI's
+VAE class at its node defaults, 20 steps, `--samples` draws; scored in pixels by sliced W2 to the
+reference, PSNR of the mean against the truth, and the data residual ‖A·Dec(x) − y‖ / (σ_y·√m), ≈ 1 for a
+posterior sample. Every cell prints the mean over the draws and the worst draw.
 
-Run: .venv/bin/python benchmarks/bench_testbed.py [--chains 32 --steps 1000 --samples 200]
+Run: .venv/bin/python benchmarks/bench_testbed.py                  (all problems, both families)
+     .venv/bin/python benchmarks/bench_testbed.py --task sr_x4 --family eps --restorer pixel
+References go to output/testbed_reference/ (delete it to recompute); --references-only fills the cache.
 """
 import argparse
 import math
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -23,65 +28,157 @@ sys.path.insert(0, str(ROOT.parent / "scripts"))
 sys.path.insert(0, str(ROOT))
 import comfy_harness  # noqa: E402
 from bench_spin import Modules  # noqa: E402
+from dps_baseline import sample_dps  # noqa: E402
 from oracle_problems import node_defaults  # noqa: E402
 
-SIZE, STEPS = 16, 20
-RESTORERS = [("DInG Restore (pixel)", "InverseDInGRestoreSampler", {"latent_solver": "pixel"}),
-             ("DInG Restore (linearized)", "InverseDInGRestoreSampler", {"latent_solver": "linearized"}),
-             ("Spin", "InverseSpinSampler", {}), ("DCDP", "InverseDCDPSampler", {})]
+SIZE, STEPS, MAX_DRAWS = 16, 20, 8
+CACHE = ROOT.parent / "output" / "testbed_reference"
+# name: (operator factory on the pack's operators module, σ_y)
+TASKS = {
+    "gaussian_blur": (lambda ops: ops.gaussian_blur(5, 1.5), 0.05),
+    "motion_blur": (lambda ops: ops.motion_blur(7, torch.Generator().manual_seed(3)), 0.05),
+    "sr_x2": (lambda ops: ops.Downsample(2), 0.05),
+    "sr_x4": (lambda ops: ops.Downsample(4), 0.1),
+    "denoise": (lambda ops: ops.Identity(), 0.1),
+    "inpaint": (lambda ops: ops.Inpainting(right_half_hidden()), 0.05),
+}
+RESTORERS = {
+    "pixel": ("DInG Restore (pixel)", "InverseDInGRestoreSampler", {"latent_solver": "pixel"}),
+    "linearized": ("DInG Restore (linearized)", "InverseDInGRestoreSampler", {"latent_solver": "linearized"}),
+    "spin": ("Spin", "InverseSpinSampler", {}),
+    "spin_plain": ("Spin, encoder_correction off (before)", "InverseSpinSampler", {"encoder_correction": False}),
+    "dcdp": ("DCDP", "InverseDCDPSampler", {}),
+    "dcdp_plain": ("DCDP, encoder_correction off (before)", "InverseDCDPSampler", {"encoder_correction": False}),
+    "dps": ("DPS (grad through denoiser + decoder)", None, {}),
+}
 
 
-def sampler(engine, node_id, vae, measurement, operator, noise_std, overrides):
+def right_half_hidden():
+    mask = torch.ones(1, 1, SIZE, SIZE)
+    mask[..., SIZE // 2:] = 0.0
+    return mask
+
+
+def problems(pack, task, draws):
+    """The first `draws` of MAX_DRAWS problems of one task: truths = encoded held-out patches, one noise
+    draw each (seeded, so draw k is the same problem whatever `draws` is)."""
+    reference, prior = pack.testbed__reference, pack.testbed__latent_prior
+    factory, noise_std = TASKS[task]
+    operator = factory(pack.solvers__operators)
+    generator = torch.Generator().manual_seed(1000 + list(TASKS).index(task))
+    truths = prior.encode_patches(prior.held_out_truths(SIZE, MAX_DRAWS, generator))
+    return [reference.make_problem(operator, truths[i:i + 1], noise_std, generator) for i in range(MAX_DRAWS)][:draws]
+
+
+def reference_samples(pack, task, draw, problem, chains, steps):
+    """Two independent MALA runs' decoded samples (cached) and the split-R-hat over both."""
+    path = CACHE / f"{task}_{draw}_c{chains}_s{steps}.pt"
+    if path.exists():
+        return torch.load(path)
+    reference = pack.testbed__reference
+    runs = [reference.run_mala(problem, chains, steps, seed=seed) for seed in (1, 2)]
+    target = reference.Posterior(problem)
+    result = {"first": target.decode(runs[0].flat()).float(), "second": target.decode(runs[1].flat()).float(),
+              "rhat": float(reference.split_rhat(torch.cat([r.samples for r in runs], 1)).max()),
+              "seconds": sum(r.seconds for r in runs)}
+    CACHE.mkdir(parents=True, exist_ok=True)
+    torch.save(result, path)
+    return result
+
+
+class Scores:
+    """Per draw: sliced W2 to the reference, PSNR of the mean, mean data residual."""
+
+    def __init__(self):
+        self.w2, self.psnr, self.residual, self.worst_sample = [], [], [], []
+
+    def add(self, pack, problem, pixels, reference_pixels):
+        reference = pack.testbed__reference
+        residual = (problem.operator.forward(pixels) - problem.measurement).reshape(len(pixels), -1).norm(dim=1)
+        residual = residual / (problem.noise_std * math.sqrt(reference.measured_count(problem)))
+        mean = ((pixels.mean(0) + 1) / 2).clamp(0, 1)
+        psnr = -10 * torch.log10((mean - ((problem.truth[0] + 1) / 2).clamp(0, 1)).square().mean())
+        self.w2.append(float(pack.solvers__metrics.sliced_wasserstein(pixels.double(), reference_pixels.double(),
+                                                                      torch.Generator().manual_seed(0))))
+        self.psnr.append(float(psnr))
+        residual = torch.nan_to_num(residual, nan=math.inf)
+        self.residual.append(float(residual.mean()))
+        self.worst_sample.append(float(residual.max()))
+
+    def row(self):
+        mean = lambda values: sum(values) / len(values)
+        return (f"{mean(self.w2):.4f} ({max(self.w2):.4f}) | {mean(self.psnr):.2f} ({min(self.psnr):.2f}) | "
+                f"{mean(self.residual):.2f} ({min(self.residual):.2f}–{max(self.residual):.2f}) | "
+                f"{max(self.worst_sample):.2f}")
+
+
+def restorer_sampler(engine, pack, key, vae, model, problem):
+    label, node_id, overrides = RESTORERS[key]
+    measurement = pack.nodes__vae_bridge.pixels_to_image(problem.measurement)
+    if node_id is None:   # DPS, at DInG's network calls
+        import comfy.samplers
+        param = pack.nodes__comfy_compat.parameterisation_of(model.get_model_object("model_sampling"))
+        return comfy.samplers.KSAMPLER(sample_dps, extra_options={
+            "vae": vae, "measurement": problem.measurement, "operator": problem.operator, "param": param,
+            "scale": 1.0}), 2 * STEPS - 1
     node = engine.nodes[node_id]
     options = {**node_defaults(node), **overrides}
     if "measurement_noise" in options:
-        options["measurement_noise"] = noise_std / 2  # σ_y in 0..1 pixel units
-    return node().get_sampler(vae=vae, measurement=measurement, operator=operator, **options)[0]
+        options["measurement_noise"] = problem.noise_std / 2  # σ_y in 0..1 pixel units
+    return node().get_sampler(vae=vae, measurement=measurement, operator=problem.operator, **options)[0], STEPS
 
 
-def score(pack, problem, pixels, reference_pixels, reference_floor):
-    reference = pack.testbed__reference
-    residual = (problem.operator.forward(pixels) - problem.measurement).reshape(len(pixels), -1).norm(dim=1)
-    residual = residual / (problem.noise_std * math.sqrt(reference.measured_count(problem)))
-    mean = ((pixels.mean(0) + 1) / 2).clamp(0, 1)
-    psnr = -10 * torch.log10((mean - ((problem.truth[0] + 1) / 2).clamp(0, 1)).square().mean())
-    w2 = float(pack.solvers__metrics.sliced_wasserstein(pixels.double(), reference_pixels.double(),
-                                                        torch.Generator().manual_seed(0)))
-    return f"W2 {w2:.4f} (floor {reference_floor:.4f}), PSNR {float(psnr):.2f} dB, " \
-           f"residual {float(residual.mean()):.2f} (worst {float(residual.max()):.2f})"
+def restore(engine, pack, key, vae, model, problem, samples, seed):
+    sampler, steps = restorer_sampler(engine, pack, key, vae, model, problem)
+    sigmas = engine.nodes["BasicScheduler"]().get_sigmas(model, "normal", steps, 1.0)[0]
+    empty = {"samples": torch.zeros(samples, *pack.testbed__latent_prior.latent_shape(SIZE))}
+    no_prompt = [[torch.zeros(1, 1, 1), {}]]
+    latents = engine.nodes["SamplerCustom"]().sample(model, True, seed, 1.0, no_prompt, no_prompt, sampler,
+                                                     sigmas, empty)[0]["samples"]
+    return pack.testbed__reference.Posterior(problem).decode(latents.reshape(len(latents), -1).double()).float()
 
 
 def main():
     parser = argparse.ArgumentParser()
+    parser.add_argument("--task", nargs="*", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--family", nargs="*", default=["eps", "flow"], choices=["eps", "flow"])
+    parser.add_argument("--restorer", nargs="*", default=list(RESTORERS), choices=list(RESTORERS))
+    parser.add_argument("--draws", type=int, default=5)
     parser.add_argument("--chains", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--references-only", action="store_true")
     args = parser.parse_args()
+    torch.set_num_threads(1)
     engine = comfy_harness.boot(with_test_nodes=False)
     pack = Modules(engine)
-    reference, prior = pack.testbed__reference, pack.testbed__latent_prior
-    vae = prior.testbed_vae()
-    model = prior.prior_model("eps", SIZE)
-    sigmas = engine.nodes["BasicScheduler"]().get_sigmas(model, "normal", STEPS, 1.0)[0]
-    empty = {"samples": torch.zeros(args.samples, *prior.latent_shape(SIZE))}
-    no_prompt = [[torch.zeros(1, 1, 1), {}]]
-    for name, problem in reference.standard_problems(SIZE, torch.Generator().manual_seed(SIZE)):
-        first = reference.run_mala(problem, args.chains, args.steps, seed=1)
-        second = reference.run_mala(problem, args.chains, args.steps, seed=2)
-        target = reference.Posterior(problem)
-        ref_a, ref_b = target.decode(first.flat()), target.decode(second.flat())
-        floor = float(pack.solvers__metrics.sliced_wasserstein(ref_a.double(), ref_b.double(),
-                                                               torch.Generator().manual_seed(0)))
-        rhat = float(reference.split_rhat(torch.cat([first.samples, second.samples], 1)).max())
-        print(f"{name}: reference {len(ref_a)} + {len(ref_b)} samples, split-R-hat {rhat:.3f}", flush=True)
-        print(f"  exact (reference run 2): {score(pack, problem, ref_b[:args.samples], ref_a, floor)}", flush=True)
-        measurement = pack.nodes__vae_bridge.pixels_to_image(problem.measurement)
-        for label, node_id, overrides in RESTORERS:
-            restorer = sampler(engine, node_id, vae, measurement, problem.operator, problem.noise_std, overrides)
-            latents = engine.nodes["SamplerCustom"]().sample(model, True, 1, 1.0, no_prompt, no_prompt, restorer,
-                                                             sigmas, empty)[0]["samples"]
-            pixels = target.decode(latents.reshape(len(latents), -1))
-            print(f"  {label}: {score(pack, problem, pixels, ref_a, floor)}", flush=True)
+    vae = pack.testbed__latent_prior.testbed_vae()
+    models = {family: pack.testbed__latent_prior.prior_model(family, SIZE) for family in args.family}
+    print("| task | family | restorer | sliced W2 mean (worst draw) | PSNR of the mean, dB (worst) | "
+          "data residual mean (draw range) | worst sample's residual |")
+    print("|---|---|---|---|---|---|---|", flush=True)
+    for task in args.task:
+        cells = {(family, key): Scores() for family in args.family for key in ["exact", *args.restorer]}
+        for draw, problem in enumerate(problems(pack, task, args.draws)):
+            refs = reference_samples(pack, task, draw, problem, args.chains, args.steps)
+            print(f"<!-- {task} draw {draw}: split-R-hat {refs['rhat']:.3f}, reference {refs['seconds']:.0f} s -->",
+                  flush=True)
+            if args.references_only:
+                continue
+            for family in args.family:
+                cells[(family, "exact")].add(pack, problem, refs["second"][:args.samples], refs["first"])
+                for key in args.restorer:
+                    start = time.time()
+                    pixels = restore(engine, pack, key, vae, models[family], problem, args.samples, seed=draw)
+                    cells[(family, key)].add(pack, problem, pixels, refs["first"])
+                    print(f"<!-- {task} {family} {key} draw {draw}: W2 {cells[(family, key)].w2[-1]:.4f}, "
+                          f"residual {cells[(family, key)].residual[-1]:.2f}, {time.time() - start:.0f} s -->",
+                          flush=True)
+        if args.references_only:
+            continue
+        for (family, key), scores in cells.items():
+            label = "exact (reference run 2: the floor)" if key == "exact" else RESTORERS[key][0]
+            print(f"| {task} | {family} | {label} | {scores.row()} |", flush=True)
 
 
 if __name__ == "__main__":

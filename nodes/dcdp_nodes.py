@@ -47,6 +47,7 @@ def dcdp_options_inputs():
                       "A fit stops once its gradient is this share of where it started (relative residual; info "
                       "reports the worst reached). 0 runs every inner step."}),
         "tiled_vae": sockets.tiled_vae(),
+        "encoder_correction": sockets.encoder_correction(),
     }
 
 

@@ -48,3 +48,11 @@ def measurement():
 def operator(operator_type):
     return (operator_type, {"tooltip": "How the measurement was made from the clean image: connect an Operator "
                                        "node (Gaussian blur, Downsample, Inpainting mask, ...)."})
+
+
+def encoder_correction():
+    return ("BOOLEAN", {"default": True, "tooltip":
+            "Keeps the result on the measurement with a real (trained) VAE: each correction is taken back into the "
+            "latent as a difference of two encodes, so the encoder's own error cancels (one more encode per "
+            "correction). Without it, a trained VAE's encoder error can leave the image several noise levels off "
+            "the measurement. No effect with an exact autoencoder."})

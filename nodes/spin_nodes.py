@@ -47,15 +47,17 @@ def spin_options_inputs():
                           "A fit stops once its gradient is this share of where it started (relative residual; "
                           "info reports the worst reached). 0 runs every fit_steps."}),
         "tiled_vae": sockets.tiled_vae(),
+        "encoder_correction": sockets.encoder_correction(),
     }
 
 
 def spin_options(warm_start_iterations, guided_steps, guidance_end, fit_steps, fit_lr, proximity,
-                 measurement_noise, renoise, fit_solver="auto", fit_tolerance=1e-3):
+                 measurement_noise, renoise, fit_solver="auto", fit_tolerance=1e-3, encoder_correction=True):
     return spin.check_options(spin.SpinOptions(
         warm_start_iterations=warm_start_iterations, guided_steps=guided_steps, guidance_window=(0.0, guidance_end),
         fit_solver=fit_solver, fit_steps=fit_steps, fit_lr=fit_lr, fit_tolerance=fit_tolerance, proximity=proximity,
-        obs_std=2.0 * measurement_noise, stochastic_renoise=renoise == "stochastic"))
+        obs_std=2.0 * measurement_noise, stochastic_renoise=renoise == "stochastic",
+        encoder_correction=encoder_correction))
 
 
 def fit_iteration_name(operator, options):

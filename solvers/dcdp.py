@@ -40,6 +40,7 @@ class DCDPOptions:
     dc_solver: str = "auto"
     skip_final_purification: bool = False  # the authors' advice when σ_y = 0
     first_guess: bool = True           # start from A's y-based guess instead of mid-grey
+    encoder_correction: bool = True    # latent + Enc(fit) − Enc(Dec latent) instead of Enc(fit): one more encode
 
 
 def check_options(options: DCDPOptions):
@@ -152,9 +153,11 @@ def sample_dcdp(denoise: Callable, decode: Callable, encode: Callable, operator,
             latent = None
             break
         clean = encode(image.clamp(-1, 1))
+        if options.encoder_correction and latent is not None:  # the round-trip error Enc(Dec z) − z cancels
+            clean = latent + clean - encode(purified)
         noise = torch.randn(clean.shape, generator=generator, dtype=torch.float32).to(clean.device, clean.dtype)
         latent = purify(denoise, clean, sigmas, index, param, options, noise, check_interrupt)
-        image = decode(latent).clamp(-1, 1)
+        image = purified = decode(latent).clamp(-1, 1)
         if callback is not None:
             callback(k, latent, latent, as_scalar(sigmas[index]))
     return image.clamp(-1, 1), latent

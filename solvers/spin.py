@@ -38,6 +38,7 @@ class SpinOptions:
     proximity: float = 0.5              # ρ = proximity · σ̃/√(1+σ̃²); 0 switches the proximity term off
     obs_std: float = 0.0                # σ_y of the measurement, in [−1, 1] units
     stochastic_renoise: bool = False    # fresh noise at guided steps; else reuse the DDIM noise estimate
+    encoder_correction: bool = True     # x̂0 + Enc(fit) − Enc(Dec x̂0) instead of Enc(fit): one more encode
 
 
 def guided_step_indices(n_steps: int, options: SpinOptions) -> set:
@@ -110,7 +111,11 @@ def sample_spin(denoise: Callable, decode: Callable, encode: Callable, operator,
     def correct(x0, sigma):
         ve_sigma = param.ve_sigma(sigma) if param.signal_scale(sigma) > 0 else float("inf")
         rho = options.proximity * (ve_sigma / (1 + ve_sigma ** 2) ** 0.5 if ve_sigma != float("inf") else 1.0)
-        return encode(fit_to_measurement(decode(x0), measurement, operator, options, rho, check_interrupt, stats))
+        pixels = decode(x0)
+        fitted = encode(fit_to_measurement(pixels, measurement, operator, options, rho, check_interrupt, stats))
+        if options.encoder_correction:  # the encoder's round-trip error Enc(Dec x̂0) − x̂0 cancels
+            return x0 + fitted - encode(pixels)
+        return fitted
 
     latent = encode(operator.initial_guess(measurement))
     x = param.add_noise(latent, noise_like(latent), sigma_start)
