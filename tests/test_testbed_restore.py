@@ -86,3 +86,68 @@ def test_without_encoder_correction_the_encoder_error_leaves_the_measurement(eng
     plain, _ = residual_and_psnr(pack, target, restore(engine, pack, testbed, node_id,
                                                        {"encoder_correction": False}, target, "eps"))
     assert corrected < 1.3 and plain > 3.0, (corrected, plain)
+
+
+# The example restoration workflows whose all-in-one restore nodes run on an SD-layout (4-channel) VAE.
+RESTORE_NODES = ("InverseDInGRestore", "InverseSpinRestore", "InverseDCDPRestore")
+TESTBED_WORKFLOWS = ["DInG deblur SD1.5.json", "DInG denoise SD1.5.json", "Spin deblur SD1.5.json",
+                     "Spin denoise SD1.5.json", "DCDP deblur and x4 super-resolution SD1.5.json"]
+
+
+def with_testbed_loaders(prompt):
+    """Swap the loaders for the trained testbed (prior MODEL, testbed VAE, a 16x16 held-out photo) and capture
+    every restore node's result and measurement."""
+    swapped = {}
+    for node_id, node in prompt.items():
+        inputs = node["inputs"]
+        if node["class_type"] == "CheckpointLoaderSimple":
+            node = {"class_type": "TestbedCheckpointLoader", "inputs": {"prediction": "eps"}}
+        elif node["class_type"] == "CLIPTextEncode":
+            node = {"class_type": "TinyTextEncode", "inputs": {"clip": inputs["clip"], "text": inputs["text"]}}
+        elif node["class_type"] == "LoadImage":
+            node = {"class_type": "TestbedPhoto", "inputs": {"seed": 0}}
+        swapped[node_id] = node
+    for node_id, node in prompt.items():
+        if node["class_type"] in RESTORE_NODES:
+            swapped[f"restored_{node_id}"] = {"class_type": "TinyCapture",
+                                              "inputs": {"images": [node_id, 0], "label": f"restored_{node_id}"}}
+            swapped[f"measured_{node_id}"] = {"class_type": "TinyCapture",
+                                              "inputs": {"images": node["inputs"]["measurement"],
+                                                         "label": f"measured_{node_id}"}}
+    return swapped
+
+
+def operator_of(engine, prompt, node_id):
+    """Build the operator a restore node was wired to, from its operator node's widgets."""
+    source = prompt[prompt[node_id]["inputs"]["operator"][0]]
+    node_class = engine.nodes[source["class_type"]]
+    return getattr(node_class(), node_class.FUNCTION)(**source["inputs"])[0]
+
+
+def measurement_noise_of(prompt, node_id):
+    """The noise std (0..1 pixel units) the Degrade node feeding this restore node adds."""
+    return prompt[prompt[node_id]["inputs"]["measurement"][0]]["inputs"]["noise_std"]
+
+
+@pytest.mark.parametrize("name", TESTBED_WORKFLOWS)
+def test_restore_workflows_land_on_the_measurement_through_the_trained_vae(engine, tiny, name, tmp_path):
+    """The shipped graph, run by ComfyUI's executor with the trained VAE in place of the random one: each
+    restore node's image matches its measurement like a posterior sample would (residual 0.8-1.3), and a
+    noiseless measurement (the DCDP x4 branch, which ends on its fit) to within 1% RMS."""
+    from test_workflows import load
+    from workflow_format import ui_to_api
+    prompt = ui_to_api(load(name), engine.nodes)
+    engine.execute(with_testbed_loaders(prompt), output_dir=tmp_path)
+    restore_ids = [node_id for node_id, node in prompt.items() if node["class_type"] in RESTORE_NODES]
+    assert restore_ids
+    for node_id in restore_ids:
+        restored = tiny.CAPTURED[f"restored_{node_id}"].movedim(-1, 1).float() * 2 - 1   # operators act on [-1, 1]
+        measured = tiny.CAPTURED[f"measured_{node_id}"].movedim(-1, 1).float() * 2 - 1
+        assert restored.shape[-2:] == (SIZE, SIZE)
+        operator = operator_of(engine, prompt, node_id)
+        rms = float((operator.forward(restored) - measured).square().mean().sqrt()) / 2   # 0..1 pixel units
+        noise_std = measurement_noise_of(prompt, node_id)
+        if noise_std == 0:
+            assert rms < 0.01, f"{prompt[node_id]['class_type']}: RMS misfit {rms:.4f} to a noiseless measurement"
+        else:
+            assert 0.8 <= rms / noise_std <= 1.3, f"{prompt[node_id]['class_type']}: data residual {rms / noise_std:.2f}"

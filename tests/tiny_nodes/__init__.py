@@ -168,6 +168,51 @@ class TinyDecodableImage:
         return (vae.decode(latent),)
 
 
+def _pack_module(dotted):
+    """A module of the pack itself, as ComfyUI's loader imported it (the testbed ships inside the pack)."""
+    import importlib
+    import sys
+    pack = next(name for name in sys.modules if name.split(".")[-1] == "comfyui_inverse_samplers")
+    return importlib.import_module(f"{pack}.{dotted}")
+
+
+class TestbedCheckpointLoader:
+    """Stands in for CheckpointLoaderSimple with the trained testbed (docs/testbed.md): the latent mixture
+    prior as an exact MODEL (16x16 px only), a CLIP stand-in and the trained testbed VAE."""
+    RETURN_TYPES = ("MODEL", "CLIP", "VAE")
+    FUNCTION = "load"
+    CATEGORY = "_for_testing"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"prediction": (["eps", "flow"],)}}
+
+    def load(self, prediction):
+        prior = _pack_module("testbed.latent_prior")
+        return prior.prior_model(prediction, 16), {"family": "sd15"}, prior.testbed_vae()
+
+
+class TestbedPhoto:
+    """Stands in for LoadImage: a 16x16 held-out photo patch as the testbed VAE reconstructs it (so it lies
+    in the decoder's range), and a box mask."""
+    RETURN_TYPES = ("IMAGE", "MASK")
+    FUNCTION = "load"
+    CATEGORY = "_for_testing"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"seed": ("INT", {"default": 0, "min": 0})}}
+
+    def load(self, seed):
+        prior = _pack_module("testbed.latent_prior")
+        patch = prior.held_out_truths(16, 1, torch.Generator().manual_seed(seed))
+        vae = prior.testbed_vae()
+        image = vae.decode(prior.encode_patches(patch)).reshape(1, 16, 16, 3)
+        mask = torch.zeros(1, 16, 16)
+        mask[:, 4:12, 4:12] = 1.0
+        return image, mask
+
+
 CAPTURED = {}
 
 
@@ -205,7 +250,8 @@ class PreviewAnyStandIn:
 
 NODE_CLASS_MAPPINGS = {"TinyCheckpointLoader": TinyCheckpointLoader, "TinyTextEncode": TinyTextEncode,
                        "TinyLoadImage": TinyLoadImage, "TinyDecodableImage": TinyDecodableImage,
-                       "TinyCapture": TinyCapture}
+                       "TinyCapture": TinyCapture, "TestbedCheckpointLoader": TestbedCheckpointLoader,
+                       "TestbedPhoto": TestbedPhoto}
 try:
     import importlib.util
     _core_has_preview_any = importlib.util.find_spec("comfy_extras.nodes_preview_any") is not None
