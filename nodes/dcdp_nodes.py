@@ -16,36 +16,49 @@ log = logging.getLogger("inverse_samplers")
 
 def dcdp_options_inputs():
     return {
-        "outer_iterations": ("INT", {"default": 10, "min": 1, "max": 500, "tooltip": "K rounds of fit-then-purify."}),
+        "outer_iterations": ("INT", {"default": 10, "min": 1, "max": 500, "tooltip":
+                             "Number of rounds (K in the paper by Li et al. 2024): each fits the image to the photo, "
+                             "then lets the model clean it up (the network calls of one clean-up, see purification). "
+                             "Default 10."}),
         "inner_steps": ("INT", {"default": 100, "min": 1, "max": 5000, "tooltip":
-                        "Most iterations of each fit (CG iterations or momentum steps); a fit stops earlier once it "
-                        "meets tolerance."}),
+                        "Most iterations of each fit to the photo (exact-solver iterations, or momentum steps); a "
+                        "fit stops earlier once it meets tolerance."}),
         "step_size": ("FLOAT", {"default": 0.1, "min": 0.0001, "max": 2.0, "step": 0.0001, "tooltip":
-                      "Fit step relative to 1/||A||^2 (momentum 0.9): independent of image size and operator scale."}),
+                      "Step size of the momentum fit (dc_solver momentum, or auto with a nonlinear operator), scaled "
+                      "to the operator so it does not depend on image size. Lower it if results oscillate or blow up, "
+                      "raise it if fits stop short. Default 0.1."}),
         "proximal_weight": ("FLOAT", {"default": 0.1, "min": 0.0, "max": 100.0, "step": 0.01, "tooltip":
-                            "Pull each fit toward the last purified image (mu). 0.1 was closest to the posterior in "
-                            "the pack's sweep at noise 0.025 (0..1 units); 0 fits noise (use it, with "
-                            "skip_final_purification, only for noiseless measurements)."}),
+                            "How strongly each fit stays close to the model's last cleaned-up image: higher keeps "
+                            "more of the model's picture, lower follows the photo more. 0.1 (default) was the closest "
+                            "to the exact answer in the pack's tests at noise 0.025; 0 copies the photo's noise too "
+                            "(only for noiseless photos, with skip_final_purification)."}),
         "start_strength": ("FLOAT", {"default": 0.1, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip":
-                           "Noise of the first purification, as a share of the schedule (like denoise). 0.1 was "
-                           "closest to the posterior in the pack's sweep; the paper's 0.4-0.7 lets the model "
-                           "invent more detail."}),
+                           "How much noise the first clean-up adds, as a share of the schedule (like denoise): "
+                           "higher lets the model invent more detail, lower stays closer to the photo. 0.1 (default) "
+                           "was the closest to the exact answer in the pack's tests; the paper (Li et al. 2024) uses "
+                           "0.4-0.7."}),
         "end_strength": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip":
-                         "Noise of the last purification (0 = the schedule's smallest). At most start_strength: the "
-                         "noise decays over the rounds; equal values purify at one fixed level."}),
+                         "How much noise the last clean-up adds (0 = the schedule's smallest). At most "
+                         "start_strength: the noise decays from start to end over the rounds; equal values clean up "
+                         "at one fixed level."}),
         "purification": (list(dcdp.PURIFICATIONS), {"default": "ode", "tooltip":
-                         "tweedie: 1 network call per round. ode: purification_steps calls (1-4 for LCM/Turbo/Lightning)."}),
+                         "How the model cleans the image up each round. tweedie: a one-shot clean-up, 1 network call "
+                         "per round (can look softer). ode (default): a short sampling run of purification_steps "
+                         "calls (1-4 for LCM / Turbo / Lightning)."}),
         "purification_steps": ("INT", {"default": 4, "min": 1, "max": 50, "tooltip":
-                               "Network calls of each ode purification (ignored by tweedie): 1-4 for few-step models."}),
+                               "Network calls of each ode clean-up (a short sampling run; ignored by tweedie, the "
+                               "one-shot clean-up): 1-4 for few-step models (LCM, Turbo, Lightning). Default 4."}),
         "dc_solver": (list(dcdp.DC_SOLVERS), {"default": "auto", "tooltip":
-                      "auto: the exact fit for linear operators (closed form or conjugate gradients), momentum for "
-                      "nonlinear ones. cg: exact, linear operators only. momentum: the paper's gradient steps, any "
-                      "operator (stopping early acts as a regulariser)."}),
+                      "How each fit to the photo is solved. auto (default): the exact solver for blur, downsample, "
+                      "masks and denoise, momentum for nonlinear operators. cg: the exact solver (conjugate "
+                      "gradients), those operators only. momentum: the step-by-step fitting of the paper (Li et al. "
+                      "2024), any operator; stopping early keeps it from copying noise."}),
         "skip_final_purification": ("BOOLEAN", {"default": False, "tooltip":
-                                    "End on the last fit (the authors' advice for noiseless measurements)."}),
+                                    "End on the last fit to the photo instead of a final clean-up by the model: the "
+                                    "advice of the DCDP authors (Li et al. 2024) for noiseless photos only."}),
         "tolerance": ("FLOAT", {"default": 1e-3, "min": 0.0, "max": 1.0, "step": 0.0001, "tooltip":
-                      "A fit stops once its gradient is this share of where it started (relative residual; info "
-                      "reports the worst reached). 0 runs every inner step."}),
+                      "A fit stops once its remaining error has shrunk to this share of where it started (smaller = "
+                      "more precise, slower; info reports the worst reached). 0 always runs all inner_steps."}),
         "tiled_vae": sockets.tiled_vae(),
         "encoder_correction": sockets.encoder_correction(),
     }
@@ -95,9 +108,10 @@ def sample_dcdp_comfy(model, x, sigmas, extra_args=None, callback=None, disable=
 
 
 class DCDPSampler:
-    DESCRIPTION = ("Decoupled refinement (DCDP) for SamplerCustom: alternates a pixel-space fit to the measurement "
-                   "with purification by the model. The SIGMAS set the purification levels; the latent sets the output "
-                   "size. Prefer the all-in-one node: it skips a final VAE round trip.")
+    DESCRIPTION = ("DCDP (Li et al. 2024, \"Decoupled Data Consistency with Diffusion Purification\") for "
+                   "SamplerCustom: alternates a fit of the image to the photo with a clean-up by the model (the "
+                   "paper's purification). The SIGMAS set the clean-up noise levels; the latent sets the output size. "
+                   "Prefer the all-in-one node: it skips a final VAE round trip.")
     CATEGORY = "sampling/custom_sampling/samplers"
     RETURN_TYPES = ("SAMPLER",)
     RETURN_NAMES = ("sampler",)
@@ -119,14 +133,15 @@ class DCDPSampler:
 
 
 class DCDPRestore:
-    DESCRIPTION = ("Restore a degraded image with decoupled refinement (DCDP): K rounds of pixel-space data "
-                   "consistency and diffusion purification at decaying noise. Few-step models (LCM, Turbo, "
-                   "Lightning) purify in 1-4 steps.")
+    DESCRIPTION = ("Restore a degraded image with DCDP (Li et al. 2024, \"Decoupled Data Consistency with Diffusion "
+                   "Purification\"): rounds that fit the image to the photo, then let the model clean it up (lightly "
+                   "re-noise and denoise) at a noise level that falls over the rounds. Few-step models (LCM, Turbo, "
+                   "Lightning) clean up in 1-4 steps.")
     CATEGORY = "sampling/inverse"
     RETURN_TYPES = ("IMAGE", "STRING")
     RETURN_NAMES = ("image", "info")
     OUTPUT_TOOLTIPS = ("The restored image, at the operator's input size.",
-                       "Rounds, network calls and how far the fits got (relative residual) "
+                       "Rounds, network calls and how far the fits got (their worst remaining error) "
                        "(connect Preview Any to read it).")
     FUNCTION = "restore"
 
@@ -135,8 +150,10 @@ class DCDPRestore:
         return {"required": {
             **sockets.model_sockets(), "measurement": sockets.measurement(), "operator": sockets.operator(OPERATOR),
             "seed": sockets.seed(),
-            "steps": sockets.steps(30, 2, "Length of the schedule the start and end strengths index."),
-            "cfg": sockets.cfg(1.0, "1.0 (no CFG) treats the model as a plain prior; restoration rarely wants more."),
+            "steps": sockets.steps(30, 2, "Length of the noise schedule that start_strength and end_strength pick "
+                                          "their levels from (a finer choice, not more network calls)."),
+            "cfg": sockets.cfg(1.0, "How strongly the prompt steers the result. 1.0 (default, no CFG): the model "
+                               "alone supplies realistic detail; restoration rarely needs more."),
             "scheduler": sockets.scheduler(),
             **dcdp_options_inputs()}}
 

@@ -6,9 +6,10 @@ from .oracle_model import PREDICTIONS, mixture_model, pass_through_vae
 
 
 class FacePriorLoader:
-    DESCRIPTION = ("Demo model with no download: a Gaussian-mixture prior fitted to 92 real 25x25 face photos "
-                   "(scikit-image's LFW subset), with an exact denoiser and a lossless grey VAE. Also returns "
-                   "held-out faces and demo masks to inpaint. Its exact posterior is known, so results can be checked.")
+    DESCRIPTION = ("Demo model with no download: a small statistical model of faces (a Gaussian mixture fitted to 92 "
+                   "real 25x25 face photos, scikit-image's LFW subset) whose denoising is exact, with a lossless grey "
+                   "VAE. Also returns held-out faces and demo masks to inpaint. The exact answer of any restoration "
+                   "can be computed for it, so results can be checked.")
     CATEGORY = "sampling/inverse/demo"
     RETURN_TYPES = ("MODEL", "VAE", "IMAGE", "MASK", "CONDITIONING")
     RETURN_NAMES = ("model", "vae", "faces", "masks", "conditioning")
@@ -21,7 +22,9 @@ class FacePriorLoader:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "prediction": (list(PREDICTIONS), {"default": "eps", "tooltip": "Which ComfyUI sampling type the prior plays."}),
+            "prediction": (list(PREDICTIONS), {"default": "eps", "tooltip":
+                           "Which kind of checkpoint the demo model imitates: eps (like SD1.5), v_prediction (like "
+                           "SD2.x 768), flow (like SD3 / Flux)."}),
             "faces": ("INT", {"default": 4, "min": 1, "max": face_prior.N_FACES - face_prior.N_TRAIN, "tooltip":
                       "How many held-out faces (and demo masks) to return as a batch."}),
         }}

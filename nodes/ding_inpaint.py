@@ -13,9 +13,10 @@ log = logging.getLogger("inverse_samplers")
 
 
 class DInGInpaint:
-    DESCRIPTION = ("Inpaint with DInG on any checkpoint: encodes the image, samples the masked region as an exact "
-                   "posterior step by step (2 network calls per step), decodes. Feathered paste-back (on by default) "
-                   "keeps every pixel outside the mask bit-exact.")
+    DESCRIPTION = ("Inpaint with DInG (Moufad et al. 2026, \"Efficient Zero-Shot Inpainting with Decoupled Diffusion "
+                   "Guidance\") on any checkpoint: fills the masked region so that at every step it agrees with the "
+                   "rest of the image (2 network calls per step). Feathered paste-back (on by default) keeps every "
+                   "pixel outside the mask exactly as it was.")
     CATEGORY = "sampling/inverse"
     RETURN_TYPES = ("IMAGE", "LATENT", "STRING")
     RETURN_NAMES = ("image", "latent", "info")
@@ -35,14 +36,19 @@ class DInGInpaint:
             "cfg": sockets.cfg(5.0),
             "scheduler": sockets.scheduler(),
             "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip":
-                        "Share of the schedule to run: below 1 the hole starts from the encoded image (keeps its layout)."}),
+                        "Share of the schedule to run: 1 fills the hole from scratch; below 1 it starts from what the "
+                        "hole shows now and keeps its layout (lower = closer to the original)."}),
             **ding_options_inputs(),
             "mask_mode": (list(masks.MASK_MODES), {"default": "threshold", "tooltip":
-                          "threshold: a latent cell is known only if mask_threshold of its pixels are. soft: keep the fraction."}),
+                          "How the pixel mask maps onto latent cells (8x8-pixel blocks for SD, SDXL, SD3, Flux). "
+                          "threshold: a cell counts as known only if mask_threshold of its pixels are known. soft: a "
+                          "partly known cell is kept partly."}),
             "mask_threshold": ("FLOAT", {"default": 0.95, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip":
                                "threshold mode: share of a latent cell's pixels that must be known for the cell to "
                                "count as known (lower = smaller hole)."}),
-            "mask_grow": ("INT", {"default": 0, "min": 0, "max": 16, "tooltip": "Grow the hole by this many latent cells."}),
+            "mask_grow": ("INT", {"default": 0, "min": 0, "max": 16, "tooltip":
+                          "Grow the hole by this many latent cells (8 px each for SD, SDXL, SD3, Flux), e.g. to cover "
+                          "a halo around a removed object."}),
             "mask_feather": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 8.0, "step": 0.1, "tooltip":
                              "Soften the known side of the border (latent cells): lets the model harmonise seams."}),
             "paste_back": ("BOOLEAN", {"default": True, "tooltip":
@@ -53,8 +59,8 @@ class DInGInpaint:
         }, "optional": {
             "context_crop": ("BOOLEAN", {"default": False, "tooltip":
                              "Big images: sample only the mask's bounding box plus context_margin, resized to "
-                             "crop_resolution, then stitch it back with the paste_feather blend (outside the mask stays "
-                             "bit-exact). Much faster for a small hole in a large photo."}),
+                             "crop_resolution, then stitch it back with the paste_feather blend (pixels outside the "
+                             "mask stay unchanged). Much faster for a small hole in a large photo."}),
             "context_margin": ("INT", {"default": 64, "min": 0, "max": 8192, "step": 8, "tooltip":
                                "Context crop: pixels of surroundings kept around the mask's bounding box on each side "
                                "(clipped at the image border). More context, better-matched fills, slower."}),

@@ -17,17 +17,23 @@ def ding_restore_options_inputs():
     ding_options = {name: spec for name, spec in ding_options_inputs().items() if name != "obs_std"}
     return {
         "measurement_noise": ("FLOAT", {"default": 0.01, "min": 0.0, "max": 0.5, "step": 0.001, "tooltip":
-                              "Noise std of the measurement in pixel units (0..1); see Estimate Noise Level. "
-                              "Floored at 0.0005 so the exact step stays finite."}),
+                              "How noisy the degraded photo is (noise level in pixel units, 0..1): measure it with "
+                              "Estimate Noise Level. Too low copies the photo's grain into the result, too high lets "
+                              "the result drift from the photo; values below 0.0005 count as 0.0005."}),
         **ding_options,
         "latent_solver": (list(ding_restore.LATENT_SOLVERS), {"default": "pixel", "tooltip":
-                          "How the operator reaches the latent. pixel: no autograd, 2 decodes + 2 encodes per "
-                          "step, approximate for real VAEs. linearized: exact for linear decoders, a decoder "
-                          "Jacobian-vector and vector-Jacobian product per solver iteration (slower, more memory)."}),
+                          "How each step's match to the photo is carried through the VAE. pixel (default): fast, "
+                          "2 decodes + 2 encodes per step, a close approximation with a real VAE. linearized: "
+                          "follows the VAE's decoder exactly at each step but is much slower and needs far more "
+                          "memory (seconds per step on large images)."}),
         "solver_iterations": ("INT", {"default": 100, "min": 1, "max": 1000, "tooltip":
-                              "Most conjugate-gradient iterations per step (blur, bicubic SR, linearized)."}),
+                              "Most iterations of the inner solver in each step (used by blur, bicubic "
+                              "super-resolution and linearized; masks, box downsampling and denoising are solved in "
+                              "one go). More only costs time; 100 was enough in the pack's tests."}),
         "solver_tolerance": ("FLOAT", {"default": 1e-4, "min": 1e-8, "max": 0.1, "step": 1e-5, "tooltip":
-                             "Relative residual at which each solve stops."}),
+                             "How precisely each inner solve must finish before it stops (smaller = more precise, "
+                             "slower); the info output reports the worst reached. The default 1e-4 rarely needs "
+                             "changing."}),
         "tiled_vae": sockets.tiled_vae(),
     }
 
@@ -97,10 +103,11 @@ def sample_ding_restore_comfy(model, x, sigmas, extra_args=None, callback=None, 
 
 
 class DInGRestoreSampler:
-    DESCRIPTION = ("DInG restoration sampler for SamplerCustom / SamplerCustomAdvanced: every step is an exact "
-                   "Gaussian posterior step for a linear operator (deblurring, super-resolution, denoising, "
-                   "inpainting), no gradient through the model. The latent sets the output size (the restored "
-                   "image's, e.g. EmptyLatentImage); add noise on. 2 network calls per step (delayed: 1).")
+    DESCRIPTION = ("DInG restoration sampler for SamplerCustom / SamplerCustomAdvanced: the pack's extension of the "
+                   "DInG inpainting step (Moufad et al. 2026) to deblurring, super-resolution, denoising and "
+                   "inpainting. Every step takes the photo into account exactly (a direct solve, no approximation), "
+                   "with no gradient through the model. The latent sets the output size (the restored image's, "
+                   "e.g. EmptyLatentImage); add noise on. 2 network calls per step (delayed: 1).")
     CATEGORY = "sampling/custom_sampling/samplers"
     RETURN_TYPES = ("SAMPLER",)
     RETURN_NAMES = ("sampler",)
@@ -123,22 +130,27 @@ class DInGRestoreSampler:
 
 class DInGRestore:
     DESCRIPTION = ("Restore a degraded photo with DInG on any checkpoint: deblurring (Gaussian, motion, a kernel), "
-                   "super-resolution, denoising, inpainting. Every step is an exact Gaussian posterior step for the "
-                   "linear operator; no gradient through the model. Output size = the operator's input size.")
+                   "super-resolution, denoising, inpainting. The pack extends the DInG inpainting step (Moufad et al. "
+                   "2026) to these operators: every step takes the photo into account exactly (a direct solve, no "
+                   "approximation), with no gradient through the model. Output size = the operator's input size.")
     CATEGORY = "sampling/inverse"
     RETURN_TYPES = ("IMAGE", "LATENT", "STRING")
     RETURN_NAMES = ("image", "latent", "info")
-    OUTPUT_TOOLTIPS = ("The restored image (one posterior sample).", "Its latent.",
-                       "Steps, network calls and the linear solver's work.")
+    OUTPUT_TOOLTIPS = ("The restored image: one of many plausible restorations (another seed gives another).",
+                       "Its latent.",
+                       "Steps, network calls and how precisely the inner solver finished (connect Preview Any to "
+                       "read it).")
     FUNCTION = "restore"
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
             **sockets.model_sockets(), "measurement": sockets.measurement(), "operator": sockets.operator(OPERATOR),
-            "seed": sockets.seed(), "steps": sockets.steps(20, 1, "Reverse steps; each costs 2 network calls (delayed: 1)."),
-            "cfg": sockets.cfg(1.0, "1.0 (no CFG) treats the model as a plain prior; above 1 each call costs two "
-                               "model passes."),
+            "seed": sockets.seed(),
+            "steps": sockets.steps(20, 1, "Sampling steps; each costs 2 network calls (delayed: 1)."),
+            "cfg": sockets.cfg(1.0, "How strongly the prompt steers the result. 1.0 (default, no CFG): the model "
+                               "alone supplies realistic detail; above 1 the prompt steers harder and each call costs "
+                               "two model passes."),
             "scheduler": sockets.scheduler(),
             **ding_restore_options_inputs()}}
 

@@ -57,19 +57,29 @@ def ding_options_inputs():
     """The DInG widgets shared by the SAMPLER node and the all-in-one node."""
     return {
         "variant": (list(ding.VARIANTS), {"default": "ding", "tooltip":
-                    "ding: 2 network calls per step (exact proxy). delayed: 1 call per step, lower fidelity."}),
+                    "ding: the full step of the DInG paper (Moufad et al. 2026), 2 network calls per step. "
+                    "delayed: 1 call per step (about twice as fast), reusing the current step's noise "
+                    "estimate; the paper found it less faithful on SD3 images."}),
         "eta_schedule": (list(ding.ETA_SCHEDULES), {"default": "fm_square", "tooltip":
-                         "Stochasticity of each step, relative to the noise level. fm_square is the paper's default."}),
+                         "How much fresh randomness each step adds as the picture clears up. fm_square (default): "
+                         "the DInG paper's choice (Moufad et al. 2026). fm_sqrt adds more randomness, ddim almost none "
+                         "(steps nearly deterministic)."}),
         "eta_scale": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.01,
-                                "tooltip": "Multiplier on eta (clamped so eta <= sigma)."}),
+                                "tooltip": "Multiplies the randomness set by eta_schedule: 0 = none, 1 = as the "
+                                           "schedule says (default), up to 2 = more; a step never adds more noise "
+                                           "than the picture still holds."}),
         "obs_std": ("FLOAT", {"default": 0.01, "min": 0.0, "max": 1.0, "step": 0.001, "tooltip":
-                    "Observation noise std in latent units. Smaller = stricter on the known region; larger lets the model harmonise the border."}),
+                    "How strictly the known (unmasked) region is kept, as the noise allowed there (latent units). "
+                    "Smaller = stricter, 0 keeps it exactly; larger lets the model blend the border but may change "
+                    "the known region slightly. Default 0.01."}),
     }
 
 
 class DInGSampler:
-    DESCRIPTION = ("DInG inpainting sampler for SamplerCustom / SamplerCustomAdvanced. Give the latent a mask "
-                   "(SetLatentNoiseMask). Cost: 2 network calls per step + 1 (delayed: 1 per step + 1).")
+    DESCRIPTION = ("DInG inpainting sampler (Moufad et al. 2026, \"Efficient Zero-Shot Inpainting with Decoupled "
+                   "Diffusion Guidance\") for SamplerCustom / SamplerCustomAdvanced: fills the masked region so it "
+                   "agrees with the rest of the image. Give the latent a mask (SetLatentNoiseMask). Cost: 2 network "
+                   "calls per step + 1 (delayed: 1 per step + 1).")
     CATEGORY = "sampling/custom_sampling/samplers"
     RETURN_TYPES = ("SAMPLER",)
     RETURN_NAMES = ("sampler",)

@@ -23,7 +23,8 @@ class _OperatorNode:
 
 
 class InpaintOperator(_OperatorNode):
-    DESCRIPTION = "y = known pixels. The MASK is white (1) where pixels are missing; soft values weight the pixels."
+    DESCRIPTION = ("Inpainting: the photo is the clean image with holes. The MASK is white (1) where pixels are "
+                   "missing; soft values weight the pixels.")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -43,7 +44,8 @@ class InpaintOperator(_OperatorNode):
 
 
 class GaussianBlurOperator(_OperatorNode):
-    DESCRIPTION = "Deblurring: y = the image blurred by a normalised Gaussian kernel (same size as the image, zero padding)."
+    DESCRIPTION = ("Deblurring: the photo is the clean image blurred by a Gaussian kernel (normalised; the photo "
+                   "keeps the image's size, with mid-grey assumed beyond the border).")
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"kernel_size": ("INT", {"default": 9, "min": 3, "max": 101, "step": 2, "tooltip":
@@ -85,7 +87,7 @@ class MotionBlurOperator(_OperatorNode):
 
 
 class DownsampleOperator(_OperatorNode):
-    DESCRIPTION = "Super-resolution: y = the image downsampled by an integer factor."
+    DESCRIPTION = "Super-resolution: the photo is the clean image shrunk by a whole-number factor."
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -101,7 +103,7 @@ class DownsampleOperator(_OperatorNode):
 
 
 class DenoiseOperator(_OperatorNode):
-    DESCRIPTION = "Denoising: y = the image itself (plus its noise)."
+    DESCRIPTION = "Denoising: the photo is the clean image itself, plus its noise."
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -112,12 +114,15 @@ class DenoiseOperator(_OperatorNode):
 
 
 class HDRClipOperator(_OperatorNode):
-    DESCRIPTION = "A nonlinear sensor: y = clip(scale * x) in [-1, 1] units (saturated highlights and shadows)."
+    DESCRIPTION = ("A nonlinear sensor: the photo is the image with its contrast raised by scale (around "
+                   "mid-grey) and clipped, so highlights and shadows are lost (Spin and DCDP only; DInG Restore "
+                   "refuses it).")
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"scale": ("FLOAT", {"default": 2.0, "min": 1.0, "max": 8.0, "step": 0.1, "tooltip":
-                                       "Exposure gain s before clipping: larger = more highlights and shadows lost."})}}
+                                       "Contrast gain before clipping: 1 loses nothing, larger = more highlights "
+                                       "and shadows lost."})}}
 
     def build(self, scale):
         return (operators.ClipHDR(scale),)
@@ -137,8 +142,9 @@ class DegradeImage:
                                                             "restore a real degraded photo)."}),
                              "operator": (OPERATOR, {"tooltip": "The degradation to apply."}),
                              "noise_std": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 0.5, "step": 0.001,
-                                                     "tooltip": "Std of the Gaussian noise added after the operator, "
-                                                                "in pixel units (0..1)."}),
+                                                     "tooltip": "Strength (standard deviation) of the random noise "
+                                                                "added after the operator, in pixel units (0..1); "
+                                                                "0 = none."}),
                              "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "tooltip":
                                       "Seed of the added noise."})}}
 
@@ -150,8 +156,9 @@ class DegradeImage:
 
 
 class EstimateNoise:
-    DESCRIPTION = ("Estimate the noise std of a real degraded photo (wavelet median-absolute-deviation rule), "
-                   "in pixel units (0..1), to set measurement_noise without guessing.")
+    DESCRIPTION = ("Estimate how noisy a real degraded photo is (noise level as a standard deviation in pixel "
+                   "units, 0..1, by the usual wavelet estimate, as scikit-image's estimate_sigma), to set "
+                   "measurement_noise without guessing.")
     CATEGORY = CATEGORY
     RETURN_TYPES = ("FLOAT", "STRING")
     RETURN_NAMES = ("noise_std", "info")

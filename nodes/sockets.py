@@ -52,7 +52,6 @@ def operator(operator_type):
 
 def encoder_correction():
     return ("BOOLEAN", {"default": True, "tooltip":
-            "Keeps the result on the measurement with a real (trained) VAE: each correction is taken back into the "
-            "latent as a difference of two encodes, so the encoder's own error cancels (one more encode per "
-            "correction). Without it, a trained VAE's encoder error can leave the image several noise levels off "
-            "the measurement. No effect with an exact autoencoder."})
+            "Keeps the result faithful to the degraded photo with a real (trained) VAE: each correction is brought "
+            "back into the latent so the VAE's own encoding error cancels out (one extra encode per correction). "
+            "Leave it on: off, a trained VAE can leave the result visibly off the photo."})

@@ -16,36 +16,47 @@ log = logging.getLogger("inverse_samplers")
 def spin_options_inputs():
     return {
         "warm_start_strength": ("FLOAT", {"default": 0.45, "min": 0.05, "max": 1.0, "step": 0.01, "tooltip":
-                                "Where the warm start sits (t*): the share of the schedule still to run, like denoise."}),
+                                "Where Spin starts (the warm start, t* in the paper by Shtanchaev et al. 2026): the "
+                                "share of the schedule still to run, like denoise. Higher = the model reinvents more; "
+                                "lower = stays closer to the first guess built from the photo. Default 0.45."}),
         "warm_start_iterations": ("INT", {"default": 0, "min": 0, "max": 50, "tooltip":
-                                  "Denoise → decode → fit → encode → re-noise rounds at t* (1 network call each). 0 starts "
-                                  "from the noised y-based guess alone: in the pack's sweep, rounds added nothing once "
-                                  "8 steps are guided; try 2-4 on hard images."}),
-        "guided_steps": ("INT", {"default": 8, "min": 0, "max": 100, "tooltip": "How many reverse steps get the correction."}),
+                                  "Extra rounds that refine the first guess before sampling (1 network call each). 0 "
+                                  "(default) starts from the guess built from the photo: in the pack's tests, rounds "
+                                  "added nothing once 8 steps are guided; try 2-4 on hard images."}),
+        "guided_steps": ("INT", {"default": 8, "min": 0, "max": 100, "tooltip":
+                         "How many sampling steps get a correction toward the photo (default 8; 0 = none, the "
+                         "model alone)."}),
         "guidance_end": ("FLOAT", {"default": 0.6, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip":
-                         "Guided steps are spread over this first share of the reverse steps (none near the end)."}),
+                         "The corrections are spread over this first share of the sampling steps; the last steps are "
+                         "left to the model for fine detail. Default 0.6."}),
         "fit_steps": ("INT", {"default": 50, "min": 1, "max": 1000, "tooltip":
-                      "Most iterations of each pixel-space fit (CG iterations or Adam steps); a fit stops earlier "
-                      "once it meets fit_tolerance."}),
+                      "Most iterations of each fit to the photo (exact-solver iterations, or adam steps); a fit stops "
+                      "earlier once it meets fit_tolerance."}),
         "fit_lr": ("FLOAT", {"default": 0.05, "min": 0.0001, "max": 1.0, "step": 0.0001, "tooltip":
-                   "Adam learning rate of the fit, in pixel units ([-1, 1] images); used by the adam solver only "
-                   "(auto uses it for nonlinear operators). Raise it if fits stop short, lower it if they overshoot."}),
+                   "Step size of the adam fit, in pixel values (-1..1); used by the adam solver only (auto picks adam "
+                   "for nonlinear operators such as HDR clip). Raise it if fits stop short, lower it if they "
+                   "overshoot."}),
         "proximity": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 100.0, "step": 0.01, "tooltip":
-                      "Scale of the allowed distance to the decoded estimate (0 = no proximity term)."}),
+                      "How far each correction may move from the model's current picture: small = stays close to "
+                      "what the model drew, large = follows the photo more; 0 = no limit (the photo alone decides). "
+                      "Default 0.5."}),
         "measurement_noise": ("FLOAT", {"default": 0.01, "min": 0.0, "max": 0.5, "step": 0.001, "tooltip":
-                              "Noise std of the measurement in pixel units (0..1); see Estimate Noise Level. The fit "
-                              "is exact for linear operators, so 0 asks for a perfect deconvolution of a blur: keep "
-                              "a small value for real photos (as DInG Restore does)."}),
+                              "How noisy the degraded photo is (noise level in pixel units, 0..1): measure it with "
+                              "Estimate Noise Level. Corrections match the photo only up to this noise, so 0 asks for "
+                              "a perfect un-blur that amplifies grain: keep a small value (e.g. 0.01) for real "
+                              "photos."}),
         "renoise": (["stochastic", "deterministic"], {"default": "deterministic", "tooltip":
-                    "After a correction, re-noise with the model's own noise estimate (deterministic, DDIM-like; "
-                    "closest to the posterior in the pack's sweep) or with fresh noise (stochastic, the paper's "
-                    "reading)."}),
+                    "How noise is put back after each correction. deterministic (default): the model's own noise "
+                    "estimate, like DDIM (the closest to the exact answer in the pack's tests). stochastic: fresh "
+                    "random noise, as the Spin paper (Shtanchaev et al. 2026) reads."}),
         "fit_solver": (list(spin.FIT_SOLVERS), {"default": "auto", "tooltip":
-                       "auto: the exact fit for linear operators (closed form or conjugate gradients), Adam for "
-                       "nonlinear ones. cg: exact, linear operators only. adam: gradient steps for any operator."}),
+                       "How each fit to the photo is solved. auto (default): the exact solver for blur, downsample, "
+                       "masks and denoise, adam for nonlinear operators. cg: the exact solver (conjugate gradients), "
+                       "those operators only. adam: step-by-step fitting, any operator."}),
         "fit_tolerance": ("FLOAT", {"default": 1e-3, "min": 0.0, "max": 1.0, "step": 0.0001, "tooltip":
-                          "A fit stops once its gradient is this share of where it started (relative residual; "
-                          "info reports the worst reached). 0 runs every fit_steps."}),
+                          "A fit stops once its remaining error has shrunk to this share of where it started "
+                          "(smaller = more precise, slower; info reports the worst reached). 0 always runs all "
+                          "fit_steps."}),
         "tiled_vae": sockets.tiled_vae(),
         "encoder_correction": sockets.encoder_correction(),
     }
@@ -128,9 +139,10 @@ def spin_ksampler(vae, measurement, operator, strength, options, report=None, ti
 
 
 class SpinSampler:
-    DESCRIPTION = ("Spin restoration sampler for SamplerCustom / SamplerCustomAdvanced: a y-based warm start at t*, "
-                   "then sparse pixel-space corrections through the operator (no gradient through the model or VAE). "
-                   "The latent sets the output size (e.g. EmptyLatentImage at the restored size).")
+    DESCRIPTION = ("Spin restoration sampler (Shtanchaev et al. 2026, sparse scheduled guidance) for SamplerCustom / "
+                   "SamplerCustomAdvanced: starts part-way down the schedule from a guess built from the photo, then "
+                   "corrects a few steps toward the photo while the model adds detail (no gradient through the model "
+                   "or VAE). The latent sets the output size (e.g. EmptyLatentImage at the restored size).")
     CATEGORY = "sampling/custom_sampling/samplers"
     RETURN_TYPES = ("SAMPLER",)
     RETURN_NAMES = ("sampler",)
@@ -148,15 +160,17 @@ class SpinSampler:
 
 
 class SpinRestore:
-    DESCRIPTION = ("Restore a degraded image with Spin on any checkpoint: deblurring, super-resolution, denoising, "
-                   "inpainting, or any operator socket. Output size = the operator's input size.")
+    DESCRIPTION = ("Restore a degraded image with Spin (Shtanchaev et al. 2026, sparse scheduled guidance) on any "
+                   "checkpoint: a first guess built from the photo, then a few corrections toward the photo while the "
+                   "model adds detail. Deblurring, super-resolution, denoising, inpainting, or any operator socket. "
+                   "Output size = the operator's input size.")
     CATEGORY = "sampling/inverse"
     RETURN_TYPES = ("IMAGE", "LATENT", "STRING")
     RETURN_NAMES = ("image", "latent", "info")
     OUTPUT_TOOLTIPS = ("The restored image, at the operator's input size (e.g. 4x the measurement for x4 SR).",
                        "The restored latent.",
-                       "Steps from t*, network calls and how far the fits got (relative residual) "
-                       "(connect Preview Any to read it).")
+                       "Steps run from the warm start (t*), network calls and how far the fits got (their worst "
+                       "remaining error) (connect Preview Any to read it).")
     FUNCTION = "restore"
 
     @classmethod
@@ -165,7 +179,8 @@ class SpinRestore:
             **sockets.model_sockets(), "measurement": sockets.measurement(), "operator": sockets.operator(OPERATOR),
             "seed": sockets.seed(),
             "steps": sockets.steps(30, 2, "Length of the full schedule; Spin runs its last warm_start_strength share."),
-            "cfg": sockets.cfg(1.0, "1.0 (no CFG) treats the model as a plain prior; restoration rarely wants more."),
+            "cfg": sockets.cfg(1.0, "How strongly the prompt steers the result. 1.0 (default, no CFG): the model "
+                               "alone supplies realistic detail; restoration rarely needs more."),
             "scheduler": sockets.scheduler(),
             **spin_options_inputs()}}
 
