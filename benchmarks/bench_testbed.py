@@ -44,6 +44,8 @@ TASKS = {
 }
 RESTORERS = {
     "pixel": ("DInG Restore (pixel)", "InverseDInGRestoreSampler", {"latent_solver": "pixel"}),
+    "pixel_exact": ("DInG Restore (pixel, final_fit exact)", "InverseDInGRestoreSampler",
+                    {"latent_solver": "pixel", "final_fit": "exact"}),
     "linearized": ("DInG Restore (linearized)", "InverseDInGRestoreSampler", {"latent_solver": "linearized"}),
     "spin": ("Spin", "InverseSpinSampler", {}),
     "spin_plain": ("Spin, encoder_correction off (before)", "InverseSpinSampler", {"encoder_correction": False}),

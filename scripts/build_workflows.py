@@ -115,7 +115,7 @@ def face_demo_graph(steps=20, faces=4, prediction="eps"):
 
 SPIN_OPTIONS = {"warm_start_strength": 0.45, "warm_start_iterations": 0, "guided_steps": 8, "guidance_end": 0.6,
                 "fit_steps": 50, "fit_lr": 0.05, "proximity": 0.5, "measurement_noise": 0.01, "renoise": "deterministic",
-                "fit_solver": "auto", "fit_tolerance": 1e-3, "tiled_vae": "auto"}
+                "fit_solver": "auto", "fit_tolerance": 1e-3, "tiled_vae": "auto", "encoder_correction": True}
 RESTORE_PROMPT = "a sharp, detailed, high quality photo"
 
 
@@ -220,7 +220,8 @@ def restoration_face_demo_graph(faces=4, prediction="eps"):
 
 DCDP_OPTIONS = {"outer_iterations": 10, "inner_steps": 100, "step_size": 0.1, "proximal_weight": 0.1,
                 "start_strength": 0.1, "end_strength": 0.0, "purification": "ode", "purification_steps": 4,
-                "dc_solver": "auto", "skip_final_purification": False, "tolerance": 1e-3, "tiled_vae": "auto"}
+                "dc_solver": "auto", "skip_final_purification": False, "tolerance": 1e-3, "tiled_vae": "auto",
+                "encoder_correction": True}
 
 
 def dcdp_restore(operator, measurement, steps=30, **overrides):
@@ -272,7 +273,7 @@ def dcdp_few_step_graph(checkpoint):
 
 DING_RESTORE_OPTIONS = {"measurement_noise": 0.01, "variant": "ding", "eta_schedule": "fm_square", "eta_scale": 1.0,
                         "latent_solver": "pixel", "solver_iterations": 100, "solver_tolerance": 1e-4,
-                        "tiled_vae": "auto"}
+                        "tiled_vae": "auto", "final_fit": "approximate"}
 
 
 def ding_restore_graph(checkpoint, operator, noise, title, estimate_noise=False):

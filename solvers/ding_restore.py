@@ -18,14 +18,16 @@ linearises Dec at its own x̂0, A_z = A·J, and the measurement becomes y − A(
 * `linearized`: J v by forward-mode differentiation of the decoder (a finite difference where a kernel
   has no forward rule), Jᵀ w by a vector-Jacobian product through the decoder only (never the
   denoiser), conjugate gradients on the composed system. Exact for linear decoders.
-* `pixel`: no autograd. The decoder is taken as an isometry up to scale, JᵀJ ≈ g² I (g² = ‖Jξ‖²/‖ξ‖²,
-  probed once), so Jᵀ ≈ g²·J⁺ with J⁺ a finite difference of the encoder, and the system is solved in
-  pixel space with A alone and prior variance g²η² (see DecoderGainObservation). Exact when JᵀJ = g² I
-  and A maps the decoder's range into itself (a pixel model, a grey decoder under a per-channel A);
-  approximate otherwise.
+* `pixel`: no autograd in the steps. The decoder is taken as an isometry up to scale, JᵀJ ≈ g² I
+  (g² = ‖Jξ‖²/‖ξ‖², probed once), so Jᵀ ≈ g²·J⁺ with J⁺ a finite difference of the encoder, and the system
+  is solved in pixel space with A alone and prior variance g²η² (see DecoderGainObservation). Exact when
+  JᵀJ = g² I and A maps the decoder's range into itself (a pixel model, a grey decoder under a per-channel
+  A); approximate otherwise. Through a trained decoder nearly all of the approximation's error sits in the
+  last step, which decides the output (docs/testbed.md): `exact_final` gives that one step to the
+  linearized fit (one Gauss–Newton step, a JVP and a VJP through the decoder per CG iteration).
 """
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 import torch
@@ -220,11 +222,26 @@ class DecoderGainObservation(LinearObservation):
     grey decoder, ×48 on SD's VAE.)"""
 
     def __init__(self, operator, measurement, obs_std, options, decode: Callable, encode: Callable,
-                 check_interrupt=None):
+                 check_interrupt=None, exact_final: Optional[LinearisedDecoderObservation] = None):
         super().__init__(operator, measurement, obs_std, options, check_interrupt)
         self.decode, self.encode = decode, encode
         self.point = self.pixels = self.encoded = None
         self.squared_gain = None  # g²
+        self.exact_final = exact_final  # the last step's fit through the decoder's derivatives, if given
+        if exact_final is not None:
+            exact_final.stats = self.stats
+
+    @property
+    def decoder_passes(self):
+        """What the exact final fit asked of the differentiable decoder (the steps go through the VAE's own
+        decode and encode, counted by the caller)."""
+        return self.exact_final.decoder_passes if self.exact_final is not None else {}
+
+    def final(self, x0, x0_std, generator):
+        if self.exact_final is None:
+            return super().final(x0, x0_std, generator)
+        self.release()
+        return self.exact_final.final(x0, x0_std, generator)
 
     def linearise(self, x0):
         self.point, self.pixels, self.encoded = x0, self.decode(x0), None
@@ -272,12 +289,15 @@ def state_observation(operator, measurement, obs_std, options: SolveOptions = So
 
 def latent_observation(solver: str, operator, measurement, obs_std, decode: Callable, encode: Callable,
                        differentiable_decode: Callable, options: SolveOptions = SolveOptions(),
-                       check_interrupt=None):
-    """The observation of a latent model (§2): `linearized` or `pixel`."""
+                       check_interrupt=None, exact_final: bool = False):
+    """The observation of a latent model (§2): `linearized` or `pixel`, the latter with its last step through
+    the decoder's derivatives when `exact_final` (one Gauss–Newton step: measured as close as three)."""
     if solver == "linearized":
         return LinearisedDecoderObservation(operator, measurement, obs_std, options, differentiable_decode,
                                             check_interrupt)
     if solver == "pixel":
-        return DecoderGainObservation(operator, measurement, obs_std, options, decode, encode, check_interrupt)
+        final = (LinearisedDecoderObservation(operator, measurement, obs_std, replace(options, final_iterations=1),
+                                              differentiable_decode, check_interrupt) if exact_final else None)
+        return DecoderGainObservation(operator, measurement, obs_std, options, decode, encode, check_interrupt, final)
     raise ValueError(f"latent_solver must be one of {LATENT_SOLVERS}, got {solver!r}")
 

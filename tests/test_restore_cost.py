@@ -11,6 +11,7 @@ from oracle_problems import node_defaults
 from test_robustness_round3 import DING_RESTORE_OPTIONS
 
 WORK = re.compile(r"(\d+) network calls, (\d+) VAE passes \((\d+) decodes, (\d+) encodes\)")
+EXACT_FINAL_WORK = re.compile(r"(\d+) VAE passes \((\d+) decodes, (\d+) encodes, (\d+) decoder JVPs, (\d+) decoder VJPs\)")
 
 
 class Counted:
@@ -58,6 +59,18 @@ def test_the_pixel_solver_costs_two_decodes_and_two_encodes_per_step(engine):
     # 5 transitions at 2 + 2; the final Gauss-Newton fit: 3 linearisations (a decode and, for the adjoint, 2
     # encodes each) and 2 re-linearised models (a decode each); the gain probe; the node's last decode
     assert WORK.search(info).group(3, 4) == (str(5 * 2 + 3 + 2 + 1 + 1), str(5 * 2 + 3 * 2))
+
+
+def test_the_exact_final_fit_costs_one_decode_and_a_jvp_and_vjp_per_cg_iteration(engine):
+    """final_fit exact: the steps as above, the last fit through the decoder's derivatives: one decode with its
+    graph, per CG iteration a JVP and a VJP, and the VJP of the result."""
+    model, vae, images, cond, counters = counted_faces(engine)   # (the decoder's counter sees every JVP too)
+    blur = engine.nodes["InverseOperatorGaussianBlur"]().build(5, 1.0)[0]
+    info = run_all_in_one(engine, "InverseDInGRestore", model, vae, images, blur, cond, steps=6, final_fit="exact")
+    passes, decodes, encodes, jvps, vjps = map(int, EXACT_FINAL_WORK.search(info).groups())
+    # 5 transitions at 2 + 2, the gain probe, the node's last decode, and the final fit's decode with its graph
+    assert (decodes, encodes) == (5 * 2 + 1 + 1 + 1, 5 * 2) and counters["encode"].calls == encodes, info
+    assert jvps >= 1 and vjps == jvps + 1 and passes == decodes + encodes + jvps + vjps, info
 
 
 def test_sparse_exact_steps_cost_what_network_calls_says(pack):
