@@ -150,7 +150,7 @@ class DegradeImage:
 
     def degrade(self, image, operator, noise_std, seed):
         pixels = image_to_pixels(check_image(image), "cpu")
-        check_operator_fits(operator, pixels.shape, "image")
+        operator.check_fits(pixels.shape, "image")
         measured = operator.simulate(pixels, 2.0 * noise_std, torch.Generator().manual_seed(seed))
         return (pixels_to_image(measured),)
 
@@ -179,19 +179,6 @@ class EstimateNoise:
         per_image = operators.estimate_noise_std(pixels) / 2.0
         value = float(per_image.mean())
         return (value, "noise std (0..1 units): " + ", ".join(f"{v:.4f}" for v in per_image.tolist()))
-
-
-def check_operator_fits(operator, pixel_shape, socket):
-    """Raise a clear error when an operator cannot apply to images of this shape."""
-    if isinstance(operator, operators.Inpainting):
-        mask_shape = tuple(operator.observed_mask.shape)
-        if mask_shape[-2:] != tuple(pixel_shape[-2:]) or mask_shape[0] not in (1, pixel_shape[0]):
-            raise ValueError(f"{socket}: size {pixel_shape[-1]}x{pixel_shape[-2]} (batch {pixel_shape[0]}) does not "
-                             f"match the inpainting mask {mask_shape[-1]}x{mask_shape[-2]} (batch {mask_shape[0]})")
-    if isinstance(operator, operators.Downsample):
-        if pixel_shape[-2] % operator.factor or pixel_shape[-1] % operator.factor:
-            raise ValueError(f"{socket}: size {pixel_shape[-1]}x{pixel_shape[-2]} is not a multiple of the "
-                             f"downsampling factor {operator.factor}")
 
 
 OPERATOR_NODES = {

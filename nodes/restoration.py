@@ -8,7 +8,6 @@ import torch
 
 from ..solvers.linear_gaussian import SolveStats
 from . import comfy_compat, inputs
-from .operator_nodes import check_operator_fits
 from .vae_bridge import LatentCodec, image_to_pixels
 
 
@@ -115,7 +114,7 @@ def measurement_pixels(measurement, batch, device):
 
 
 def check_measurement(operator, y, pixel_shape):
-    check_operator_fits(operator, pixel_shape, "latent_image (decoded size)")
+    operator.check_fits(pixel_shape, "latent_image (decoded size)")
     expected = operator.measurement_shape(pixel_shape)
     if tuple(y.shape[-2:]) != tuple(expected[-2:]):
         raise ValueError(

@@ -145,7 +145,7 @@ def sample_dcdp(denoise: Callable, decode: Callable, encode: Callable, operator,
         image = operator.initial_guess(measurement).float()
     else:
         image = torch.zeros(pixel_shape, dtype=torch.float32, device=measurement.device)
-    latent = None
+    latent = purified = None   # the last purified latent and its decoding
     levels = purification_levels(sigmas, options)
     for k, index in enumerate(levels):
         image = data_consistency(image, measurement, operator, options, lipschitz, check_interrupt, stats)

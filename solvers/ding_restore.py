@@ -32,7 +32,6 @@ from typing import Callable, Optional
 
 import torch
 
-from . import operators
 from .ding import MaskObservation, _standard_normal
 from .linear_gaussian import SolveStats, conjugate_gradient, solve_measurement_system
 
@@ -278,12 +277,9 @@ def state_observation(operator, measurement, obs_std, options: SolveOptions = So
     """The observation when A acts on the state itself. Masks and the identity take DInG's closed form
     (so inpainting here is DInG, draw for draw); every other linear A the measurement-space solve."""
     require_linear(operator)
-    if isinstance(operator, operators.Identity):
-        return MaskObservation(measurement, torch.ones_like(measurement), max(obs_std, MIN_OBS_STD))
-    if isinstance(operator, operators.Inpainting):
-        mask = operator.observed_mask.to(measurement.device, measurement.dtype)
-        known = torch.where(mask > 0, measurement / mask.clamp_min(1e-12), torch.zeros_like(measurement))
-        return MaskObservation(known, mask, max(obs_std, MIN_OBS_STD))
+    mask_form = operator.mask_form(measurement)
+    if mask_form is not None:
+        return MaskObservation(*mask_form, max(obs_std, MIN_OBS_STD))
     return StateObservation(operator, measurement, obs_std, options, check_interrupt)
 
 

@@ -11,7 +11,6 @@ from typing import Callable, Optional
 
 import torch
 
-from . import operators
 
 
 @dataclass
@@ -128,24 +127,11 @@ def circulant_preconditioner(operator, noise_var: float, prior_var: float, like:
     return apply
 
 
-def gram_diagonal(operator, measurement_like: torch.Tensor) -> Optional[torch.Tensor]:
-    """A Aᵀ as a tensor broadcastable to the measurement where it is diagonal, else None."""
-    if isinstance(operator, operators.Identity):
-        return torch.ones_like(measurement_like)
-    if isinstance(operator, operators.Inpainting):
-        mask = operator.observed_mask.to(measurement_like.device, measurement_like.dtype)
-        return (mask * mask).expand_as(measurement_like)
-    if isinstance(operator, operators.Downsample) and operator.mode == "box":
-        # A = mean over f×f blocks, Aᵀ = copy / f²: A Aᵀ = I / f²
-        return torch.full_like(measurement_like, 1.0 / operator.factor ** 2)
-    return None
-
-
 def solve_measurement_system(operator, noise_var: float, prior_var, rhs: torch.Tensor, stats: SolveStats, *,
                              tolerance: float = 1e-4, max_iterations: int = 50,
                              check_interrupt: Optional[Callable[[], None]] = None) -> torch.Tensor:
     """w = (τ² I + v·A Aᵀ)⁻¹ rhs for a pixel-space operator A (v a scalar prior variance)."""
-    diagonal = gram_diagonal(operator, rhs)
+    diagonal = operator.gram_diagonal(rhs)
     if diagonal is not None:
         denominator = noise_var + prior_var * diagonal
         stats.add(0, 0.0)
@@ -190,7 +176,7 @@ def proximal_solve(operator, start: torch.Tensor, y: torch.Tensor, proximal_weig
         raise ValueError(f"an exact proximal solve needs a linear operator; {operator.describe()} is not")
     start, y = start.float(), y.float()
     misfit = y - operator.forward(start)
-    if gram_diagonal(operator, misfit) is not None:
+    if operator.gram_diagonal(misfit) is not None:
         w = solve_measurement_system(operator, proximal_weight, 1.0, misfit, SolveStats())
         solution, iterations = start + operator.adjoint(w), 0
     else:

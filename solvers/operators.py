@@ -6,6 +6,7 @@ seeded generator. Kernels come from kornia.
 """
 import copy
 import math
+from typing import Optional
 
 import kornia
 import torch
@@ -38,6 +39,19 @@ class Operator:
     def input_shape(self, measurement_shape):
         """The image shape [B, C, H, W] whose measurement has `measurement_shape`."""
         return tuple(measurement_shape)
+
+    def check_fits(self, image_shape, socket: str):
+        """Raise a clear error, naming the socket, when this operator cannot apply to images of this shape."""
+
+    def gram_diagonal(self, measurement_like: torch.Tensor) -> Optional[torch.Tensor]:
+        """A Aᵀ as a tensor broadcastable to the measurement where it is diagonal (solved in closed form),
+        else None."""
+        return None
+
+    def mask_form(self, measurement: torch.Tensor):
+        """(known values, their weight m) when A is a per-pixel weight, y = m ⊙ x: DInG's closed-form step
+        (ding.MaskObservation); else None."""
+        return None
 
     def measurement_shape(self, image_shape):
         return tuple(image_shape)
@@ -74,6 +88,12 @@ class Identity(Operator):
     def adjoint(self, y):
         return y
 
+    def gram_diagonal(self, measurement_like):
+        return torch.ones_like(measurement_like)
+
+    def mask_form(self, measurement):
+        return measurement, torch.ones_like(measurement)
+
 
 class Inpainting(Operator):
     """y = m ⊙ x with m ∈ [0, 1] the known-pixel weight (soft masks allowed), m [B or 1, 1, H, W]."""
@@ -87,6 +107,21 @@ class Inpainting(Operator):
 
     def adjoint(self, y):
         return self.observed_mask.to(y.device, y.dtype) * y
+
+    def check_fits(self, image_shape, socket):
+        mask_shape = tuple(self.observed_mask.shape)
+        if mask_shape[-2:] != tuple(image_shape[-2:]) or mask_shape[0] not in (1, image_shape[0]):
+            raise ValueError(f"{socket}: size {image_shape[-1]}x{image_shape[-2]} (batch {image_shape[0]}) does not "
+                             f"match the inpainting mask {mask_shape[-1]}x{mask_shape[-2]} (batch {mask_shape[0]})")
+
+    def gram_diagonal(self, measurement_like):
+        mask = self.observed_mask.to(measurement_like.device, measurement_like.dtype)
+        return (mask * mask).expand_as(measurement_like)
+
+    def mask_form(self, measurement):
+        mask = self.observed_mask.to(measurement.device, measurement.dtype)
+        known = torch.where(mask > 0, measurement / mask.clamp_min(1e-12), torch.zeros_like(measurement))
+        return known, mask
 
     def describe(self):
         return f"inpaint ({float((self.observed_mask < 1).float().mean()) * 100:.0f}% of pixels unknown)"
@@ -196,6 +231,17 @@ class Downsample(Operator):
     def input_shape(self, measurement_shape):
         b, c, h, w = measurement_shape
         return (b, c, h * self.factor, w * self.factor)
+
+    def check_fits(self, image_shape, socket):
+        if image_shape[-2] % self.factor or image_shape[-1] % self.factor:
+            raise ValueError(f"{socket}: size {image_shape[-1]}x{image_shape[-2]} is not a multiple of the "
+                             f"downsampling factor {self.factor}")
+
+    def gram_diagonal(self, measurement_like):
+        if self.mode != "box":
+            return None
+        # A = mean over f×f blocks, Aᵀ = copy / f²: A Aᵀ = I / f²
+        return torch.full_like(measurement_like, 1.0 / self.factor ** 2)
 
     def measurement_shape(self, image_shape):
         b, c, h, w = image_shape

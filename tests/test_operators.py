@@ -89,3 +89,27 @@ def test_adjoint_inside_inference_mode(pack, name, generator):
     assert torch.isfinite(inside).all()
     torch.testing.assert_close(inside, pack.solvers__operators.Operator.adjoint(operator, y))
     torch.testing.assert_close(expected, operator.adjoint(y))
+
+
+@pytest.mark.parametrize("name", ["inpaint_soft", "gaussian", "motion", "kernel_image", "sr_box", "sr_bicubic", "denoise"])
+def test_operators_know_their_own_gram_diagonal_and_mask_form(pack, name, generator):
+    """What solvers ask of an operator comes from the operator: where it claims A Aᵀ is diagonal, the dense
+    A Aᵀ is that diagonal (and where it claims nothing, A Aᵀ is not diagonal); where it claims to be a
+    per-pixel weight, m ⊙ known reproduces A x."""
+    operator = linear_operators(pack)[name]
+    x = torch.randn(2, 1, 8, 8, generator=generator, dtype=torch.float64)
+    if name == "inpaint_soft":
+        operator = pack.solvers__operators.Inpainting(operator.observed_mask[:1, :, :8, :8].double())
+    y = operator.forward(x)
+    per_item = pack.solvers__linear_gaussian.dense_matrix(lambda w: operator.forward(operator.adjoint(w)),
+                                                          tuple(y.shape[1:]))
+    diagonal = operator.gram_diagonal(y[:1])
+    if diagonal is None:
+        assert (per_item - torch.diag(per_item.diagonal())).abs().max() > 1e-6
+    else:
+        torch.testing.assert_close(per_item, torch.diag(diagonal.reshape(-1)))
+    mask_form = operator.mask_form(y)
+    assert (mask_form is not None) == (name in ("inpaint_soft", "denoise"))
+    if mask_form is not None:
+        known, weight = mask_form
+        torch.testing.assert_close(weight * known, y)
