@@ -9,11 +9,11 @@ Each reverse step σ_t → σ_s is an exact Gaussian posterior transition, per l
 
 No gradient of the denoiser is ever taken. Transitions only target σ > 0; a schedule that ends
 in 0 finishes with one Tweedie step x̂0 = D(x, σ_last) (§2, pitfall 2), conditioned on y like every
-other step (ding_restore.md §1). The loop takes any observation model with the same two methods:
+other step (ding_restore.md §1). `sample_posterior` is the one loop; it takes any `Observation`:
 `MaskObservation` here, the linear-operator ones in ding_restore.py.
 """
 import math
-from typing import Callable, Optional
+from typing import Callable, Optional, Protocol
 
 import torch
 
@@ -108,14 +108,25 @@ def _standard_normal(like: torch.Tensor, generator: torch.Generator) -> torch.Te
     return torch.randn(like.shape, generator=generator, dtype=torch.float32).to(like.device, like.dtype)
 
 
-class MaskObservation:
-    """y = M ⊙ x0 + σ_y·n on the state's own coordinates (latent inpainting): DInG's closed form.
+class Observation(Protocol):
+    """What the DInG loop asks of a measurement y = A x0 + σ_y·n (ding_restore.md §1): two questions, so one
+    loop serves inpainting and every linear restoration operator. Tensors are in the state's coordinates
+    and the loop's working dtype; every random draw comes from `generator`."""
 
-    Every observation of the pack answers the same two questions (ding_restore.md §1), so one loop,
-    `sample_ding`, serves inpainting and every linear restoration operator:
-    transition — draw x_s from N(μ, η²)·N(ỹ; A x_s, τ²) with ỹ = a_s·y + b_s·A ε̂_z, τ = a_s·σ_y;
-    final      — condition the last Tweedie estimate x̂0 on y as well.
-    """
+    def transition(self, x0: torch.Tensor, prior_mean: torch.Tensor, prior_std: float, signal: float, noise: float,
+                   noise_guess: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """A draw of x_s from N(μ, η²I)·N(ỹ; A x_s, τ²I): μ = prior_mean, η = prior_std,
+        ỹ = a_s·y + b_s·A ε̂_z with a_s = signal, b_s = noise, ε̂_z = noise_guess, and τ = a_s·σ_y.
+        x0 is the step's Tweedie estimate (a latent observation linearises its decoder there)."""
+
+    def final(self, x0: torch.Tensor, x0_std: float, generator: torch.Generator) -> torch.Tensor:
+        """The last Tweedie estimate x̂0 conditioned on y: N(x̂0, x0_std²I)·N(y; A x, σ_y²I), its observed
+        part drawn, its unobserved part left at x̂0."""
+
+
+class MaskObservation:
+    """y = M ⊙ x0 + σ_y·n on the state's own coordinates (latent inpainting): DInG's closed form, an
+    `Observation`."""
 
     def __init__(self, observation: torch.Tensor, observed_mask: torch.Tensor, obs_std: float):
         self.y, self.mask, self.obs_std = observation, observed_mask, float(obs_std)
@@ -165,11 +176,11 @@ def _reverse_step(x, x0, sigma_t, sigma_s, observation, param, generator, denois
                                   noise_guess, generator)
 
 
-def sample_posterior(denoise: Denoiser, x: torch.Tensor, sigmas, observation, param: Parameterisation,
+def sample_posterior(denoise: Denoiser, x: torch.Tensor, sigmas, observation: Observation, param: Parameterisation,
                      generator: torch.Generator, *, eta_schedule: str = "fm_square", eta_scale: float = 1.0,
                      variant: str = "ding", exact_every: int = 1, callback: Optional[Callable] = None,
                      check_interrupt: Optional[Callable[[], None]] = None) -> torch.Tensor:
-    """The DInG loop (ding.md §2) for any `observation` with transition/final methods.
+    """The DInG loop (ding.md §2) for any `Observation`.
 
     Returns x at sigmas[-1], or the final x̂0 conditioned on y when sigmas[-1] = 0. exact_every > 1
     conditions only the steps `conditioned_steps` names. callback(i, x, x0, sigma) is called once per step.

@@ -50,7 +50,8 @@ class SolveOptions:
 
 
 class LinearObservation:
-    """y = A_z x0 + σ_y·n around each step's linearisation point; subclasses provide A_z.
+    """y = A_z x0 + σ_y·n around each step's linearisation point (a `ding.Observation`);
+    subclasses provide A_z.
 
     linearise(x0) sets data_residual = y − A(Dec(x̂0)); apply(v) = A_z v; adjoint(w) = A_zᵀ w;
     solve(τ², v, r) = (τ² I + v·A_z A_zᵀ)⁻¹ r.
