@@ -23,9 +23,10 @@ def ding_restore_options_inputs():
         **ding_options,
         "latent_solver": (list(ding_restore.LATENT_SOLVERS), {"default": "pixel", "tooltip":
                           "How each step's match to the photo is carried through the VAE. pixel (default): fast, "
-                          "2 decodes + 2 encodes per step, a close approximation with a real VAE. linearized: "
-                          "follows the VAE's decoder exactly at each step but is much slower and needs far more "
-                          "memory (seconds per step on large images)."}),
+                          "2 decodes + 2 encodes per step, no gradients; with a real VAE it matches the photo but "
+                          "varies less faithfully than linearized (final_fit exact closes most of that gap). "
+                          "linearized: follows the VAE's decoder exactly at each step but is much slower and needs "
+                          "far more memory (seconds per step on large images)."}),
         "solver_iterations": ("INT", {"default": 100, "min": 1, "max": 1000, "tooltip":
                               "Most iterations of the inner solver in each step (used by blur, bicubic "
                               "super-resolution and linearized; masks, box downsampling and denoising are solved in "
