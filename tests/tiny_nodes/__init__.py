@@ -171,8 +171,11 @@ class TinyDecodableImage:
 def _pack_module(dotted):
     """A module of the pack itself, as ComfyUI's loader imported it (the testbed ships inside the pack)."""
     import importlib
+    import os
     import sys
-    pack = next(name for name in sys.modules if name.split(".")[-1] == "comfyui_inverse_samplers")
+    pack = next(module.__name__ for module in list(sys.modules.values())
+                if os.path.basename(os.path.dirname(getattr(module, "__file__", None) or "")) == "comfyui_inverse_samplers"
+                and module.__file__.endswith("__init__.py"))
     return importlib.import_module(f"{pack}.{dotted}")
 
 
