@@ -12,7 +12,6 @@ from typing import Callable, Optional
 import torch
 
 
-
 @dataclass
 class SolveStats:
     """What the linear solves of a run cost and how far they got."""
