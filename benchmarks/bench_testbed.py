@@ -29,19 +29,11 @@ sys.path.insert(0, str(ROOT))
 import comfy_harness  # noqa: E402
 from bench_spin import Modules  # noqa: E402
 from dps_baseline import sample_dps  # noqa: E402
-from oracle_problems import node_defaults  # noqa: E402
+from oracle_problems import restore_testbed, restorer_node_sampler  # noqa: E402
 
 SIZE, STEPS, MAX_DRAWS = 16, 20, 8
 CACHE = ROOT.parent / "output" / "testbed_reference"
-# name: (operator factory on the pack's operators module, σ_y)
-TASKS = {
-    "gaussian_blur": (lambda ops: ops.gaussian_blur(5, 1.5), 0.05),
-    "motion_blur": (lambda ops: ops.motion_blur(7, torch.Generator().manual_seed(3)), 0.05),
-    "sr_x2": (lambda ops: ops.Downsample(2), 0.05),
-    "sr_x4": (lambda ops: ops.Downsample(4), 0.1),
-    "denoise": (lambda ops: ops.Identity(), 0.1),
-    "inpaint": (lambda ops: ops.Inpainting(right_half_hidden()), 0.05),
-}
+TASKS = ("gaussian_blur", "motion_blur", "sr_x2", "sr_x4", "denoise", "inpaint")  # testbed/reference.TASKS
 RESTORERS = {
     "pixel": ("DInG Restore (pixel)", "InverseDInGRestoreSampler", {"latent_solver": "pixel"}),
     "pixel_exact": ("DInG Restore (pixel, final_fit exact)", "InverseDInGRestoreSampler",
@@ -55,19 +47,12 @@ RESTORERS = {
 }
 
 
-def right_half_hidden():
-    mask = torch.ones(1, 1, SIZE, SIZE)
-    mask[..., SIZE // 2:] = 0.0
-    return mask
-
-
 def problems(pack, task, draws):
     """The first `draws` of MAX_DRAWS problems of one task: truths = encoded held-out patches, one noise
     draw each (seeded, so draw k is the same problem whatever `draws` is)."""
     reference, prior = pack.testbed__reference, pack.testbed__latent_prior
-    factory, noise_std = TASKS[task]
-    operator = factory(pack.solvers__operators)
-    generator = torch.Generator().manual_seed(1000 + list(TASKS).index(task))
+    operator, noise_std = reference.task_operator(task, SIZE)
+    generator = torch.Generator().manual_seed(1000 + TASKS.index(task))
     truths = prior.encode_patches(prior.held_out_truths(SIZE, MAX_DRAWS, generator))
     return [reference.make_problem(operator, truths[i:i + 1], noise_std, generator) for i in range(MAX_DRAWS)][:draws]
 
@@ -96,14 +81,10 @@ class Scores:
 
     def add(self, pack, problem, pixels, reference_pixels):
         reference = pack.testbed__reference
-        residual = (problem.operator.forward(pixels) - problem.measurement).reshape(len(pixels), -1).norm(dim=1)
-        residual = residual / (problem.noise_std * math.sqrt(reference.measured_count(problem)))
-        mean = ((pixels.mean(0) + 1) / 2).clamp(0, 1)
-        psnr = -10 * torch.log10((mean - ((problem.truth[0] + 1) / 2).clamp(0, 1)).square().mean())
         self.w2.append(float(pack.solvers__metrics.sliced_wasserstein(pixels.double(), reference_pixels.double(),
                                                                       torch.Generator().manual_seed(0))))
-        self.psnr.append(float(psnr))
-        residual = torch.nan_to_num(residual, nan=math.inf)
+        self.psnr.append(reference.psnr_against_truth(problem, pixels.mean(0)))
+        residual = torch.nan_to_num(reference.data_residuals(problem, pixels), nan=math.inf)
         self.residual.append(float(residual.mean()))
         self.worst_sample.append(float(residual.max()))
 
@@ -116,33 +97,23 @@ class Scores:
 
 def restorer_sampler(engine, pack, key, vae, model, problem):
     label, node_id, overrides = RESTORERS[key]
-    measurement = pack.nodes__vae_bridge.pixels_to_image(problem.measurement)
     if node_id is None:   # DPS, at DInG's network calls
         import comfy.samplers
         param = pack.nodes__comfy_compat.parameterisation_of(model.get_model_object("model_sampling"))
         return comfy.samplers.KSAMPLER(sample_dps, extra_options={
             "vae": vae, "measurement": problem.measurement, "operator": problem.operator, "param": param,
             "scale": 1.0}), 2 * STEPS - 1
-    node = engine.nodes[node_id]
-    options = {**node_defaults(node), **overrides}
-    if "measurement_noise" in options:
-        options["measurement_noise"] = problem.noise_std / 2  # σ_y in 0..1 pixel units
-    return node().get_sampler(vae=vae, measurement=measurement, operator=problem.operator, **options)[0], STEPS
+    return restorer_node_sampler(engine, pack, node_id, overrides, vae, problem), STEPS
 
 
 def restore(engine, pack, key, vae, model, problem, samples, seed):
     sampler, steps = restorer_sampler(engine, pack, key, vae, model, problem)
-    sigmas = engine.nodes["BasicScheduler"]().get_sigmas(model, "normal", steps, 1.0)[0]
-    empty = {"samples": torch.zeros(samples, *pack.testbed__latent_prior.latent_shape(SIZE))}
-    no_prompt = [[torch.zeros(1, 1, 1), {}]]
-    latents = engine.nodes["SamplerCustom"]().sample(model, True, seed, 1.0, no_prompt, no_prompt, sampler,
-                                                     sigmas, empty)[0]["samples"]
-    return pack.testbed__reference.Posterior(problem).decode(latents.reshape(len(latents), -1).double()).float()
+    return restore_testbed(engine, pack, model, sampler, problem, samples, steps, seed)
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--task", nargs="*", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--task", nargs="*", default=list(TASKS), choices=TASKS)
     parser.add_argument("--family", nargs="*", default=["eps", "flow"], choices=["eps", "flow"])
     parser.add_argument("--restorer", nargs="*", default=list(RESTORERS), choices=list(RESTORERS))
     parser.add_argument("--draws", type=int, default=5)

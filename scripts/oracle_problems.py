@@ -1,6 +1,8 @@
 """Inpainting problems on the exact Gaussian-mixture oracle, shared by the tests and the benchmark:
 a full-covariance mixture over latents [2, 3, 3], one draw from it observed on columns 0–1
-(σ_y = 0.01), and the exact posterior of the hidden column."""
+(σ_y = 0.01), and the exact posterior of the hidden column; the other oracles (pixel, restoration) and the
+helpers both use to run the pack's samplers through ComfyUI's nodes (widget defaults, SamplerCustom, the
+testbed's restorer runs)."""
 import torch
 
 LATENT_SHAPE = (2, 3, 3)
@@ -229,3 +231,23 @@ class RestoreOracle:
 
     def distance(self, samples, generator):
         return float(self.pack.solvers__metrics.sliced_wasserstein(samples, self.exact, generator))
+
+
+def restorer_node_sampler(engine, pack, node_id, overrides, vae, problem):
+    """A restorer node's SAMPLER at its widget defaults (plus `overrides`) for a testbed problem
+    (testbed/reference.LatentProblem), its measurement_noise set to the problem's σ_y."""
+    node = engine.nodes[node_id]
+    options = {**node_defaults(node), **overrides}
+    if "measurement_noise" in options:
+        options["measurement_noise"] = problem.noise_std / 2   # 0..1 pixel units
+    measurement = pack.nodes__vae_bridge.pixels_to_image(problem.measurement)
+    return node().get_sampler(vae=vae, measurement=measurement, operator=problem.operator, **options)[0]
+
+
+def restore_testbed(engine, pack, model, sampler, problem, samples, steps, seed):
+    """`samples` restorations of a testbed problem through SamplerCustom, decoded (unclamped) to pixels
+    [samples, 3, s, s] in [−1, 1]."""
+    sigmas = engine.nodes["BasicScheduler"]().get_sigmas(model, "normal", steps, 1.0)[0]
+    empty = torch.zeros(samples, *pack.testbed__latent_prior.latent_shape(problem.size))
+    latents = run_sampler_custom(engine, model, sampler, sigmas, empty, seed=seed)
+    return pack.testbed__reference.Posterior(problem).decode(latents.reshape(len(latents), -1))

@@ -223,6 +223,18 @@ def measured_count(problem: LatentProblem) -> int:
     return int((mask.expand(1, problem.measurement.shape[1], *mask.shape[-2:]) > 0).sum())
 
 
+def data_residuals(problem: LatentProblem, pixels: torch.Tensor) -> torch.Tensor:
+    """‖A·x − y‖ / (σ_y·√m) per decoded sample x [N, 3, s, s]: ≈ 1 for a posterior sample."""
+    misfit = (problem.operator.forward(pixels) - problem.measurement).reshape(len(pixels), -1).norm(dim=1)
+    return misfit / (problem.noise_std * math.sqrt(measured_count(problem)))
+
+
+def psnr_against_truth(problem: LatentProblem, image: torch.Tensor) -> float:
+    """PSNR in dB of one image [3, s, s] in [−1, 1] (e.g. the samples' mean) against the truth, in [0, 1]."""
+    mse = (((image + 1) / 2).clamp(0, 1) - ((problem.truth[0] + 1) / 2).clamp(0, 1)).square().mean()
+    return float(-10 * torch.log10(mse))
+
+
 def assess(problem: LatentProblem, first: ReferenceRun, second: ReferenceRun, seed: int = 0) -> dict:
     """Convergence and fit of two independent runs on one problem."""
     sliced = _pack_module("solvers.metrics").sliced_wasserstein
@@ -235,7 +247,6 @@ def assess(problem: LatentProblem, first: ReferenceRun, second: ReferenceRun, se
     both = torch.cat([first.samples, second.samples], dim=1)
     rhat = split_rhat(both)
     mean_pixels = 0.5 * (pixels_a.mean(0) + pixels_b.mean(0))
-    residual = (problem.operator.forward(pixels_a) - problem.measurement).reshape(len(pixels_a), -1)
     result = {
         "rhat_max": float(rhat.max()), "rhat_max_per_run": [float(split_rhat(r.samples).max()) for r in (first, second)],
         "sw2_runs": float(sliced(pixels_a, pixels_b, g())),
@@ -243,28 +254,49 @@ def assess(problem: LatentProblem, first: ReferenceRun, second: ReferenceRun, se
         "acceptance": [first.acceptance, second.acceptance],
         "jump_acceptance": [first.jump_acceptance, second.jump_acceptance], "step_size": [first.step_size, second.step_size],
         "seconds": [first.seconds, second.seconds], "samples": [len(first.flat()), len(second.flat())],
-        "residual": float((residual.norm(dim=1) / (problem.noise_std * math.sqrt(measured_count(problem)))).mean()),
+        "residual": float(data_residuals(problem, pixels_a).mean()),
         "posterior_spread": float(pixels_a.std(0).square().mean().sqrt()),
     }
     if problem.truth is not None:
-        mse = (((mean_pixels + 1) / 2).clamp(0, 1) - ((problem.truth[0] + 1) / 2).clamp(0, 1)).square().mean()
-        result["psnr_mean"] = float(-10 * torch.log10(mse))
+        result["psnr_mean"] = psnr_against_truth(problem, mean_pixels)
     return result
+
+
+# The testbed's problems by name: (operator on size×size images, from the pack's operators module; σ_y)
+TASKS = {
+    "gaussian_blur": (lambda ops, size: ops.gaussian_blur(5, 1.5), 0.05),
+    "motion_blur": (lambda ops, size: ops.motion_blur(7, torch.Generator().manual_seed(3)), 0.05),
+    "sr_x2": (lambda ops, size: ops.Downsample(2), 0.05),
+    "sr_x4": (lambda ops, size: ops.Downsample(4), 0.1),
+    "denoise": (lambda ops, size: ops.Identity(), 0.1),
+    "inpaint": (lambda ops, size: ops.Inpainting(right_half_hidden(size)), 0.05),
+}
+
+
+def right_half_hidden(size: int) -> torch.Tensor:
+    mask = torch.ones(1, 1, size, size)
+    mask[..., size // 2:] = 0.0
+    return mask
+
+
+def task_operator(task: str, size: int):
+    """(operator, σ_y) of one of TASKS."""
+    factory, noise_std = TASKS[task]
+    return factory(_pack_module("solvers.operators"), size), noise_std
 
 
 def standard_problems(size: int, generator: torch.Generator):
     """A few measurement problems: (name, LatentProblem). Truths: the encoded (posterior-mode) latents of
     photo patches neither the autoencoder nor the prior saw."""
-    operators = _pack_module("solvers.operators")
     latent_prior = _pack_module("testbed.latent_prior")
     truths = latent_prior.encode_patches(latent_prior.held_out_truths(size, 3, generator))
-    mask = torch.ones(1, 1, size, size)
-    mask[..., size // 2:] = 0.0   # the right half hidden
-    return [
-        ("gaussian blur 5x5 std 1.5, sigma_y 0.05", make_problem(operators.gaussian_blur(5, 1.5), truths[:1], 0.05, generator)),
-        ("x4 bicubic SR, sigma_y 0.1", make_problem(operators.Downsample(4), truths[1:2], 0.1, generator)),
-        ("inpainting (right half hidden), sigma_y 0.05", make_problem(operators.Inpainting(mask), truths[2:3], 0.05, generator)),
-    ]
+    names = {"gaussian_blur": "gaussian blur 5x5 std 1.5, sigma_y 0.05", "sr_x4": "x4 bicubic SR, sigma_y 0.1",
+             "inpaint": "inpainting (right half hidden), sigma_y 0.05"}
+    problems = []
+    for i, (task, name) in enumerate(names.items()):
+        operator, noise_std = task_operator(task, size)
+        problems.append((name, make_problem(operator, truths[i:i + 1], noise_std, generator)))
+    return problems
 
 
 def run_check(size: int, chains: int, steps: int, log=print):
