@@ -77,7 +77,8 @@ def all_in_one_graph(checkpoint, steps, cfg):
             "model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0], "vae": ["1", 2], "image": ["4", 0],
             "mask": ["4", 1], "seed": 0, "steps": steps, "cfg": cfg, "scheduler": "normal", "denoise": 1.0,
             **DING_OPTIONS, "mask_mode": "threshold", "mask_threshold": 0.95, "mask_grow": 0, "mask_feather": 0.0,
-            "paste_back": True, "paste_feather": 4.0}},
+            "paste_back": True, "paste_feather": 4.0, "context_crop": False, "context_margin": 64,
+            "crop_resolution": 1024}},
         "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "ding_inpaint"}},
         "7": show_info(["5", 2]),
     })

@@ -60,6 +60,14 @@ def ui_to_api(workflow, node_mappings):
     return prompt
 
 
+def widget_value(node, name):
+    """A prompt's value for one widget. Every widget needs one: a skipped widget would shift each later value
+    into the wrong widget, and a widget added to a node must reach the example graphs."""
+    if name not in node["inputs"]:
+        raise ValueError(f"{node['class_type']}: the graph gives no value for its widget {name!r}")
+    return node["inputs"][name]
+
+
 def api_to_ui(prompt, node_mappings, notes=(), properties=None, display_names=None):
     """An API prompt as a UI workflow (used to write the example workflows): nodes at the sizes the
     frontend renders, laid out left to right (workflow_layout.py), `notes` (markdown texts) as
@@ -84,8 +92,8 @@ def api_to_ui(prompt, node_mappings, notes=(), properties=None, display_names=No
         node_class = node_mappings[node["class_type"]]
         widgets = []
         for name, input_type, options in input_specs(node_class):
-            if is_widget(input_type) and name in node["inputs"]:
-                value = node["inputs"][name]
+            if is_widget(input_type):
+                value = widget_value(node, name)
                 widgets.append(options.get("default", 0) if isinstance(value, list) else value)  # a linked widget keeps its slot
                 if has_control(name, options):
                     widgets.append("fixed")
