@@ -169,14 +169,12 @@ class TinyDecodableImage:
 
 
 def _pack_module(dotted):
-    """A module of the pack itself, as ComfyUI's loader imported it (the testbed ships inside the pack)."""
+    """A module of the pack itself, as ComfyUI's loader imported it (the testbed ships inside the pack). This
+    test pack is only ever loaded by scripts/comfy_harness.py, whose engine knows the pack's package."""
     import importlib
-    import os
-    import sys
-    pack = next(module.__name__ for module in list(sys.modules.values())
-                if os.path.basename(os.path.dirname(getattr(module, "__file__", None) or "")) == "comfyui_inverse_samplers"
-                and module.__file__.endswith("__init__.py"))
-    return importlib.import_module(f"{pack}.{dotted}")
+
+    import comfy_harness
+    return importlib.import_module(f"{comfy_harness.boot().pack.__name__}.{dotted}")
 
 
 class TestbedCheckpointLoader:
