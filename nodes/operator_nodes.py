@@ -128,6 +128,47 @@ class HDRClipOperator(_OperatorNode):
         return (operators.ClipHDR(scale),)
 
 
+class GreyscaleOperator(_OperatorNode):
+    DESCRIPTION = ("Colourisation: the photo is the clean colour image turned black and white (its grey level, "
+                   "a weighted mix of red, green and blue). Restoring brings back colours that fit the grey.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        weight = {"min": 0.0, "max": 1.0, "step": 0.001}
+        return {"required": {"weights": (list(operators.LUMINANCE_WEIGHTS) + ["custom"], {"tooltip":
+                                         "How the black-and-white photo mixed the colours: Rec. 601 is what most "
+                                         "editors and old conversions use; custom takes the three weights below."}),
+                             "red": ("FLOAT", dict(weight, default=0.299, tooltip="Weight of red (custom only); "
+                                                   "the three are scaled to sum 1.")),
+                             "green": ("FLOAT", dict(weight, default=0.587, tooltip="Weight of green (custom only).")),
+                             "blue": ("FLOAT", dict(weight, default=0.114, tooltip="Weight of blue (custom only)."))}}
+
+    def build(self, weights, red, green, blue):
+        if weights == "custom":
+            try:
+                return (operators.Greyscale((red, green, blue)),)
+            except ValueError as error:
+                raise ValueError(f"red, green, blue: {error}") from None
+        if weights not in operators.LUMINANCE_WEIGHTS:
+            raise ValueError(f"weights: must be one of {list(operators.LUMINANCE_WEIGHTS) + ['custom']}, got {weights!r}")
+        return (operators.Greyscale(operators.LUMINANCE_WEIGHTS[weights]),)
+
+
+class ComposeOperators(_OperatorNode):
+    DESCRIPTION = ("Several degradations in a row, e.g. blurred, then shrunk, then black and white: the photo is "
+                   "first applied to the clean image, then second, then third.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"first": (OPERATOR, {"tooltip": "The degradation that happened first (to the clean "
+                                                             "image)."}),
+                             "second": (OPERATOR, {"tooltip": "The degradation applied to the result of first."})},
+                "optional": {"third": (OPERATOR, {"tooltip": "Optional: applied to the result of second."})}}
+
+    def build(self, first, second, third=None):
+        return (operators.Composed([stage for stage in (first, second, third) if stage is not None]),)
+
+
 class DegradeImage:
     DESCRIPTION = "Simulate a measurement: apply the operator to a clean IMAGE and add Gaussian noise (seeded)."
     CATEGORY = CATEGORY
@@ -152,7 +193,7 @@ class DegradeImage:
         pixels = image_to_pixels(check_image(image), "cpu")
         operator.check_fits(pixels.shape, "image")
         measured = operator.simulate(pixels, 2.0 * noise_std, torch.Generator().manual_seed(seed))
-        return (pixels_to_image(measured),)
+        return (pixels_to_image(operator.measurement_as_pixels(measured)),)
 
 
 class EstimateNoise:
@@ -188,6 +229,8 @@ OPERATOR_NODES = {
     "InverseOperatorDownsample": (DownsampleOperator, "Operator: Downsample (super-resolution)"),
     "InverseOperatorDenoise": (DenoiseOperator, "Operator: Denoise (identity)"),
     "InverseOperatorHDRClip": (HDRClipOperator, "Operator: HDR clip (nonlinear)"),
+    "InverseOperatorGreyscale": (GreyscaleOperator, "Operator: Black and white (colourisation)"),
+    "InverseOperatorCompose": (ComposeOperators, "Operator: Combine (one after another)"),
     "InverseDegradeImage": (DegradeImage, "Degrade Image (simulate measurement)"),
     "InverseEstimateNoise": (EstimateNoise, "Estimate Noise Level"),
 }

@@ -76,7 +76,7 @@ class RestorationCall:
         patcher = model.inner_model.model_patcher
         self.codec = LatentCodec(vae, base_model.latent_format, patcher, x.device, self.seed, self.report, tiled_vae)
         comfy.model_management.load_models_gpu([patcher, vae.patcher])
-        self.y = measurement_pixels(measurement, x.shape[0], x.device)
+        self.y = operator.measurement_from_pixels(measurement_pixels(measurement, x.shape[0], x.device))
         check_measurement(operator, self.y, (x.shape[0], 3, x.shape[2] * scale, x.shape[3] * scale))
         self.denoise = checked_denoiser(model, extra_args, x, who, self.report)
 

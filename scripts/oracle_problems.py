@@ -109,7 +109,7 @@ class PixelOracle:
         self.model = pack.nodes__oracle_model.mixture_model(mixture, PIXEL_SHAPE, prediction)
         self.vae = pack.nodes__oracle_model.pass_through_vae(3)
         self.sigmas = engine.nodes["BasicScheduler"]().get_sigmas(self.model, "normal", steps, 1.0)[0]
-        self.measurement = pack.nodes__vae_bridge.pixels_to_image(self.y)
+        self.measurement = pack.nodes__vae_bridge.pixels_to_image(operator.measurement_as_pixels(self.y))
         self.empty = torch.zeros(n_samples, *PIXEL_SHAPE)
 
     def sample(self, sampler, sigmas=None, latent=None):
@@ -149,7 +149,9 @@ def restore_operators(pack):
     observed[..., :, RESTORE_IMAGE_SIDE // 2:] = 0.0
     return {"inpaint": ops.Inpainting(observed), "gaussian_blur": ops.gaussian_blur(5, 1.5),
             "motion_blur": ops.motion_blur(5, torch.Generator().manual_seed(2)),
-            "sr_x2": ops.Downsample(2, "bicubic"), "sr_x4": ops.Downsample(4, "bicubic"), "denoise": ops.Identity()}
+            "sr_x2": ops.Downsample(2, "bicubic"), "sr_x4": ops.Downsample(4, "bicubic"), "denoise": ops.Identity(),
+            "colourise": ops.Greyscale(),
+            "blur_sr_grey": ops.Composed([ops.gaussian_blur(3, 0.8), ops.Downsample(2, "bicubic"), ops.Greyscale()])}
 
 
 class DenseObservation:
@@ -203,7 +205,7 @@ class RestoreOracle:
                                                                       generator))
         self.model = oracle_model.mixture_model(self.mixture, self.latent_shape, prediction)
         self.sigmas = engine.nodes["BasicScheduler"]().get_sigmas(self.model, "normal", steps, 1.0)[0]
-        self.measurement = pack.nodes__vae_bridge.pixels_to_image(self.y)
+        self.measurement = pack.nodes__vae_bridge.pixels_to_image(operator.measurement_as_pixels(self.y))
         self.empty = torch.zeros(n_samples, *self.latent_shape)
         self.prediction = prediction
 
@@ -240,7 +242,7 @@ def restorer_node_sampler(engine, pack, node_id, overrides, vae, problem):
     options = {**node_defaults(node), **overrides}
     if "measurement_noise" in options:
         options["measurement_noise"] = problem.noise_std / 2   # 0..1 pixel units
-    measurement = pack.nodes__vae_bridge.pixels_to_image(problem.measurement)
+    measurement = pack.nodes__vae_bridge.pixels_to_image(problem.operator.measurement_as_pixels(problem.measurement))
     return node().get_sampler(vae=vae, measurement=measurement, operator=problem.operator, **options)[0]
 
 

@@ -56,6 +56,15 @@ class Operator:
     def measurement_shape(self, image_shape):
         return tuple(image_shape)
 
+    def measurement_from_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The measurement y from a measurement IMAGE's RGB pixels [B, 3, h, w] (IMAGEs always carry three
+        channels): the pixels themselves unless the operator measures fewer channels."""
+        return pixels
+
+    def measurement_as_pixels(self, y: torch.Tensor) -> torch.Tensor:
+        """y as RGB pixels to show as an IMAGE: the inverse of measurement_from_pixels on y's channels."""
+        return y
+
     def initial_guess(self, y: torch.Tensor) -> torch.Tensor:
         """An image consistent with y to start from: Aᵀy by default."""
         return self.adjoint(y).clamp(-1, 1) if self.linear else y.clamp(-1, 1)
@@ -249,6 +258,126 @@ class Downsample(Operator):
 
     def initial_guess(self, y):
         return F.interpolate(y, scale_factor=self.factor, mode="bicubic", align_corners=False).clamp(-1, 1)
+
+
+LUMINANCE_WEIGHTS = {"Rec. 601 (SD video, most photo editors)": (0.299, 0.587, 0.114),
+                     "Rec. 709 (HD video, sRGB)": (0.2126, 0.7152, 0.0722),
+                     "equal (average of R, G, B)": (1.0, 1.0, 1.0)}
+
+
+class Greyscale(Operator):
+    """Colourisation: y = wᵀx per pixel, the grey level of an RGB image (one channel), with weights w ≥ 0
+    scaled to sum 1 so that the grey of [0, 1] pixels maps to the grey of [−1, 1] ones (an affine offset
+    otherwise). A Aᵀ = ‖w‖² I, so every exact solve is in closed form."""
+    shift_invariant = True  # A Aᵀ is a multiple of the identity
+
+    def __init__(self, weights=LUMINANCE_WEIGHTS["Rec. 601 (SD video, most photo editors)"]):
+        values = torch.tensor([float(w) for w in weights], dtype=torch.float64)
+        if values.shape != (3,) or not torch.isfinite(values).all() or (values < 0).any() or values.sum() <= 0:
+            raise ValueError(f"greyscale weights must be three finite, non-negative numbers (red, green, blue) "
+                             f"with a positive sum, got {tuple(weights)}")
+        self.weights = (values / values.sum()).to(torch.float32)
+        self.name = "greyscale (weights " + ", ".join(f"{w:.3g}" for w in self.weights.tolist()) + ")"
+
+    def _weights(self, like):
+        return self.weights.to(like.device, like.dtype).view(1, 3, 1, 1)
+
+    def forward(self, x):
+        if x.shape[1] != 3:
+            raise ValueError(f"greyscale: the image has {x.shape[1]} channels, expected 3 (RGB)")
+        return (x * self._weights(x)).sum(1, keepdim=True)
+
+    def adjoint(self, y):
+        return y * self._weights(y)
+
+    def input_shape(self, measurement_shape):
+        b, _, h, w = measurement_shape
+        return (b, 3, h, w)
+
+    def measurement_shape(self, image_shape):
+        b, _, h, w = image_shape
+        return (b, 1, h, w)
+
+    def check_fits(self, image_shape, socket):
+        if image_shape[1] != 3:
+            plural = "" if image_shape[1] == 1 else "s"
+            raise ValueError(f"{socket}: {image_shape[1]} channel{plural}, but the greyscale operator takes RGB images")
+
+    def gram_diagonal(self, measurement_like):
+        return torch.full_like(measurement_like, float(self.weights.double().square().sum()))
+
+    def measurement_from_pixels(self, pixels):
+        # a black-and-white photo has R = G = B = its grey, which any weights summing to 1 give back; a
+        # colour photo gives its own grey level under these weights, as the forward model would
+        return self.forward(pixels) if pixels.shape[1] == 3 else pixels
+
+    def measurement_as_pixels(self, y):
+        return y.expand(-1, 3, -1, -1)
+
+    def initial_guess(self, y):
+        return y.expand(-1, 3, -1, -1).clamp(-1, 1)  # the grey image itself: A of it is y exactly
+
+
+class Composed(Operator):
+    """Degradations applied in order, y = A_k(… A_2(A_1(x))) (a blur, then a down-sampling, then …): linear
+    when every stage is, with adjoint A_1ᵀ(… A_kᵀ(y)); differentiable always, so Spin and DCDP take any mix."""
+
+    def __init__(self, stages):
+        flat = []
+        for stage in stages:
+            flat.extend(stage.stages if isinstance(stage, Composed) else [stage])
+        if not flat:
+            raise ValueError("a composed operator needs at least one stage")
+        self.stages = flat
+        self.linear = all(stage.linear for stage in flat)
+        self.shift_invariant = all(stage.shift_invariant for stage in flat)
+        self.name = " then ".join(stage.name for stage in flat)
+
+    def forward(self, x):
+        for stage in self.stages:
+            x = stage.forward(x)
+        return x
+
+    def adjoint(self, y):
+        if not self.linear:
+            raise TypeError(f"{self.name} is not linear and has no adjoint")
+        for stage in reversed(self.stages):
+            y = stage.adjoint(y)
+        return y
+
+    def input_shape(self, measurement_shape):
+        for stage in reversed(self.stages):
+            measurement_shape = stage.input_shape(measurement_shape)
+        return tuple(measurement_shape)
+
+    def measurement_shape(self, image_shape):
+        for stage in self.stages:
+            image_shape = stage.measurement_shape(image_shape)
+        return tuple(image_shape)
+
+    def check_fits(self, image_shape, socket):
+        for index, stage in enumerate(self.stages):
+            before = " then ".join(earlier.describe() for earlier in self.stages[:index])
+            where = f"{socket} after {before}" if before else socket
+            stage.check_fits(image_shape, where)
+            image_shape = stage.measurement_shape(image_shape)
+
+    def measurement_from_pixels(self, pixels):
+        return self.stages[-1].measurement_from_pixels(pixels)
+
+    def measurement_as_pixels(self, y):
+        return self.stages[-1].measurement_as_pixels(y)
+
+    def initial_guess(self, y):
+        for stage in reversed(self.stages):
+            y = stage.initial_guess(y)
+        return y
+
+    def describe(self):
+        return " then ".join(stage.describe() for stage in self.stages)
+
+    def autograd_ready(self):
+        return Composed([stage.autograd_ready() for stage in self.stages])
 
 
 class ClipHDR(Operator):

@@ -72,7 +72,9 @@ def test_without_encoder_correction_the_encoder_error_leaves_the_measurement(eng
 # The example restoration workflows whose all-in-one restore nodes run on an SD-layout (4-channel) VAE.
 RESTORE_NODES = ("InverseDInGRestore", "InverseSpinRestore", "InverseDCDPRestore")
 TESTBED_WORKFLOWS = ["DInG deblur SD1.5.json", "DInG denoise SD1.5.json", "Spin deblur SD1.5.json",
-                     "Spin denoise SD1.5.json", "DCDP deblur and x4 super-resolution SD1.5.json"]
+                     "Spin denoise SD1.5.json", "DCDP deblur and x4 super-resolution SD1.5.json",
+                     "DInG colourise a black-and-white photo SD1.5.json",
+                     "DInG restore an old photo (blurred, shrunk, black and white) SD1.5.json"]
 
 
 def with_testbed_loaders(prompt):
@@ -100,9 +102,15 @@ def with_testbed_loaders(prompt):
 
 def operator_of(engine, prompt, node_id):
     """Build the operator a restore node was wired to, from its operator node's widgets."""
-    source = prompt[prompt[node_id]["inputs"]["operator"][0]]
+    return built_operator(engine, prompt, prompt[node_id]["inputs"]["operator"][0])
+
+
+def built_operator(engine, prompt, operator_id):
+    source = prompt[operator_id]
     node_class = engine.nodes[source["class_type"]]
-    return getattr(node_class(), node_class.FUNCTION)(**source["inputs"])[0]
+    widgets = {name: built_operator(engine, prompt, value[0]) if isinstance(value, list) else value
+               for name, value in source["inputs"].items()}  # a Combine node's stages are operator nodes too
+    return getattr(node_class(), node_class.FUNCTION)(**widgets)[0]
 
 
 def measurement_noise_of(prompt, node_id):
@@ -123,9 +131,9 @@ def test_restore_workflows_land_on_the_measurement_through_the_trained_vae(engin
     assert restore_ids
     for node_id in restore_ids:
         restored = tiny.CAPTURED[f"restored_{node_id}"].movedim(-1, 1).float() * 2 - 1   # operators act on [-1, 1]
-        measured = tiny.CAPTURED[f"measured_{node_id}"].movedim(-1, 1).float() * 2 - 1
-        assert restored.shape[-2:] == (SIZE, SIZE)
         operator = operator_of(engine, prompt, node_id)
+        measured = operator.measurement_from_pixels(tiny.CAPTURED[f"measured_{node_id}"].movedim(-1, 1).float() * 2 - 1)
+        assert restored.shape[-2:] == (SIZE, SIZE)
         rms = float((operator.forward(restored) - measured).square().mean().sqrt()) / 2   # 0..1 pixel units
         noise_std = measurement_noise_of(prompt, node_id)
         if noise_std == 0:
