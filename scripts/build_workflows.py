@@ -300,6 +300,23 @@ def ding_restore_graph(checkpoint, operator, noise, title, estimate_noise=False)
     return graph
 
 
+GREYSCALE = {"class_type": "InverseOperatorGreyscale", "inputs": {
+    "weights": "Rec. 601 (SD video, most photo editors)", "red": 0.299, "green": 0.587, "blue": 0.114}}
+
+
+def old_photo_graph(checkpoint):
+    """DInG Restore through three degradations in one operator socket: blur, then x2 shrink, then greyscale."""
+    graph = ding_restore_graph(checkpoint, {"class_type": "InverseOperatorCompose", "inputs": {
+        "first": ["13", 0], "second": ["14", 0], "third": ["15", 0]},
+        "_meta": {"title": "Blurred, then shrunk, then black and white"}}, 0.01, "DInG restore an old photo")
+    graph.update({
+        "13": {"class_type": "InverseOperatorGaussianBlur", "inputs": {"kernel_size": 7, "std": 1.5}},
+        "14": {"class_type": "InverseOperatorDownsample", "inputs": {"factor": 2, "mode": "bicubic"}},
+        "15": GREYSCALE,
+    })
+    return graph
+
+
 def ding_restore_sampler_custom_graph(checkpoint, factor=4, cfg=1.0):
     """SamplerCustom form of DInG restoration (x4 SR): the latent only sets the output size."""
     graph = loaders(checkpoint, CLEAN_IMAGE)
@@ -466,6 +483,25 @@ plain prior), `latent_solver`. {INFO_NOTE}"""),
 {DEGRADE_NOTE} Estimate Noise Level measures the photo's noise and feeds `measurement_noise`.
 
 **Change:** `noise_std` of the simulated noise, `steps`, the DInG options. {INFO_NOTE}"""),
+    "DInG colourise a black-and-white photo SD1.5.json": (lambda: ding_restore_graph(
+        SD15, GREYSCALE, 0.01, "DInG colourise"), f"""\
+## DInG restoration: colour for a black-and-white photo
+{SD15_NOTE}
+
+{DEGRADE_NOTE} A black-and-white photo loads as an RGB image with equal channels; the restored
+image has colours whose grey is the photo's grey (up to `measurement_noise`).
+
+**Change:** the prompt (it decides the colours: "a 1950s family photo, red dress"), `seed` for other
+colourings, `weights` (how the photo mixed red, green and blue), `latent_solver`. {INFO_NOTE}"""),
+    "DInG restore an old photo (blurred, shrunk, black and white) SD1.5.json": (lambda: old_photo_graph(SD15), f"""\
+## DInG restoration: several degradations at once
+{SD15_NOTE}
+
+{DEGRADE_NOTE} Combine chains operators in the order they happened: here a blur, then a x2 shrink, then
+black and white, so the restored image is in colour, sharp and twice the size of the photo.
+
+**Change:** each stage's settings, or connect other operators to `first` / `second` / `third` (leave
+`third` empty for two). {INFO_NOTE}"""),
     "DInG x4 super-resolution SD3.5 (SamplerCustom).json": (lambda: ding_restore_sampler_custom_graph(SD35), f"""\
 ## DInG restoration on a flow model: x4 super-resolution, SamplerCustom form
 {SD35_NOTE}
