@@ -38,6 +38,10 @@ RESTORERS = {
     "pixel": ("DInG Restore (pixel)", "InverseDInGRestoreSampler", {"latent_solver": "pixel"}),
     "pixel_exact": ("DInG Restore (pixel, final_fit exact)", "InverseDInGRestoreSampler",
                     {"latent_solver": "pixel", "final_fit": "exact"}),
+    "pixel_low1": ("DInG Restore (pixel, exact below noise 1)", "InverseDInGRestoreSampler",
+                   {"latent_solver": "pixel", "exact_below_noise": 1.0}),
+    "pixel_low3": ("DInG Restore (pixel, exact below noise 3)", "InverseDInGRestoreSampler",
+                   {"latent_solver": "pixel", "exact_below_noise": 3.0}),
     "linearized": ("DInG Restore (linearized)", "InverseDInGRestoreSampler", {"latent_solver": "linearized"}),
     "spin": ("Spin", "InverseSpinSampler", {}),
     "spin_plain": ("Spin, encoder_correction off (before)", "InverseSpinSampler", {"encoder_correction": False}),
@@ -95,8 +99,10 @@ class Scores:
                 f"{max(self.worst_sample):.2f}")
 
 
-def restorer_sampler(engine, pack, key, vae, model, problem):
+def restorer_sampler(engine, pack, key, vae, model, problem, report=None):
     label, node_id, overrides = RESTORERS[key]
+    if report is not None and node_id == "InverseDInGRestoreSampler":
+        overrides = dict(overrides, report=report)   # counts the run's calls and decoder passes
     if node_id is None:   # DPS, at DInG's network calls
         import comfy.samplers
         param = pack.nodes__comfy_compat.parameterisation_of(model.get_model_object("model_sampling"))
@@ -106,8 +112,8 @@ def restorer_sampler(engine, pack, key, vae, model, problem):
     return restorer_node_sampler(engine, pack, node_id, overrides, vae, problem), STEPS
 
 
-def restore(engine, pack, key, vae, model, problem, samples, seed):
-    sampler, steps = restorer_sampler(engine, pack, key, vae, model, problem)
+def restore(engine, pack, key, vae, model, problem, samples, seed, report=None):
+    sampler, steps = restorer_sampler(engine, pack, key, vae, model, problem, report)
     return restore_testbed(engine, pack, model, sampler, problem, samples, steps, seed)
 
 
@@ -141,11 +147,12 @@ def main():
             for family in args.family:
                 cells[(family, "exact")].add(pack, problem, refs["second"][:args.samples], refs["first"])
                 for key in args.restorer:
-                    start = time.time()
-                    pixels = restore(engine, pack, key, vae, models[family], problem, args.samples, seed=draw)
+                    start, report = time.time(), pack.nodes__restoration.RunReport()
+                    pixels = restore(engine, pack, key, vae, models[family], problem, args.samples, draw, report)
                     cells[(family, key)].add(pack, problem, pixels, refs["first"])
+                    work = f", {report.describe_work()}" if report.network_calls else ""
                     print(f"<!-- {task} {family} {key} draw {draw}: W2 {cells[(family, key)].w2[-1]:.4f}, "
-                          f"residual {cells[(family, key)].residual[-1]:.2f}, {time.time() - start:.0f} s -->",
+                          f"residual {cells[(family, key)].residual[-1]:.2f}, {time.time() - start:.0f} s{work} -->",
                           flush=True)
         if args.references_only:
             continue

@@ -42,6 +42,13 @@ def ding_restore_options_inputs():
                       "the VAE decoder's own derivatives, once, at the end: with a trained VAE it lands about 2-4 "
                       "times closer to the right answer (pack's testbed), for 10-30 extra decoder passes and the "
                       "memory of a backward pass through the decoder (too much for very large images)."}),
+        "exact_below_noise": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 100.0, "step": 0.1, "tooltip":
+                              "With latent_solver pixel: the steps whose noise level is below this also match the "
+                              "photo through the VAE decoder's derivatives (and so does the last one, whatever "
+                              "final_fit says). 0 (default): none. 1 (about the last third of the steps): as close as "
+                              "linearized on blur, super-resolution and denoising in the pack's testbed, for about a "
+                              "third of its extra decoder passes; inpainting needs about 3. Noise levels are SD's "
+                              "sigmas; on flow models (SD3, Flux) sigma/(1-sigma)."}),
     }
 
 
@@ -53,6 +60,12 @@ def exact_final_fit(final_fit, latent_solver):
     if final_fit not in FINAL_FITS:
         raise ValueError(f"final_fit must be one of {FINAL_FITS}, got {final_fit!r}")
     return latent_solver == "pixel" and final_fit == "exact"
+
+
+def describe_exact_steps(exact_final, exact_below):
+    if exact_below > 0:
+        return f", exact below noise {exact_below:g} and final fit"
+    return ", exact final fit" if exact_final else ""
 
 
 class _Decoder(torch.nn.Module):
@@ -87,7 +100,8 @@ def differentiable_decoder(vae, latent_format, device):
 def sample_ding_restore_comfy(model, x, sigmas, extra_args=None, callback=None, disable=None, *, vae, measurement,
                               operator, measurement_noise=0.01, variant="ding", eta_schedule="fm_square",
                               eta_scale=1.0, latent_solver="pixel", solver_iterations=100, solver_tolerance=1e-4,
-                              tiled_vae="auto", final_fit="approximate", report=None, exact_every=1):
+                              tiled_vae="auto", final_fit="approximate", exact_below_noise=0.0, report=None,
+                              exact_every=1):
     """KSAMPLER contract: x is ComfyUI's noised start; the latent's size is the restored image's.
     A RunReport passed as `report` receives the run's calls, VAE passes and solves. exact_every > 1
     (no widget: measured no better than fewer steps, docs/benchmarks.md) conditions only every n-th step."""
@@ -95,13 +109,14 @@ def sample_ding_restore_comfy(model, x, sigmas, extra_args=None, callback=None, 
     base_model = model.inner_model.inner_model
     options = ding_restore.SolveOptions(tolerance=solver_tolerance, max_iterations=solver_iterations)
     exact_final = exact_final_fit(final_fit, latent_solver)
+    exact_below = exact_below_noise if latent_solver == "pixel" else 0.0
     differentiable = (differentiable_decoder(vae, base_model.latent_format, x.device)
-                      if latent_solver == "linearized" or exact_final else None)
+                      if latent_solver == "linearized" or exact_final or exact_below > 0 else None)
     observation = ding_restore.latent_observation(
         latent_solver, operator, call.y, 2.0 * measurement_noise, call.codec.decode, call.codec.encode,
-        differentiable, options, comfy_compat.check_interrupt, exact_final=exact_final)
+        differentiable, options, comfy_compat.check_interrupt, exact_final=exact_final, exact_below=exact_below)
     log.info("DInG restore (%s, %s%s, %s): %d network calls for %d steps", operator.describe(), latent_solver,
-             ", exact final fit" if exact_final else "", call.param.name,
+             describe_exact_steps(exact_final, exact_below), call.param.name,
              ding.network_calls(sigmas, variant, exact_every), len(sigmas) - 1)
 
     def progress(i, state, x0, sigma):
@@ -183,7 +198,10 @@ class DInGRestore:
         samples = sample_restoration(model, sampler, sigmas, positive, negative, cfg, latent, seed, start_noise=True)
         image = vae_bridge.decode(vae, samples, options.get("tiled_vae", "auto"))
         report.decodes += 1
-        info = (f"DInG restore ({operator.describe()}, {options['latent_solver']}): {len(sigmas) - 1} steps, "
+        solver = options["latent_solver"]
+        exact_final = exact_final_fit(options.get("final_fit", "approximate"), solver)
+        exact_steps = describe_exact_steps(exact_final, options.get("exact_below_noise", 0.0) if solver == "pixel" else 0)
+        info = (f"DInG restore ({operator.describe()}, {options['latent_solver']}{exact_steps}): {len(sigmas) - 1} steps, "
                 f"{describe_run(report, cfg)}")
         return (image, {"samples": samples}, info)
 

@@ -22,9 +22,10 @@ linearises Dec at its own x̂0, A_z = A·J, and the measurement becomes y − A(
   (g² = ‖Jξ‖²/‖ξ‖², probed once), so Jᵀ ≈ g²·J⁺ with J⁺ a finite difference of the encoder, and the system
   is solved in pixel space with A alone and prior variance g²η² (see DecoderGainObservation). Exact when
   JᵀJ = g² I and A maps the decoder's range into itself (a pixel model, a grey decoder under a per-channel
-  A); approximate otherwise. Through a trained decoder nearly all of the approximation's error sits in the
-  last step, which decides the output (docs/testbed.md): `exact_final` gives that one step to the
-  linearized fit (one Gauss–Newton step, a JVP and a VJP through the decoder per CG iteration).
+  A); approximate otherwise. Through a trained decoder most of the approximation's error is made in the
+  low-noise steps and the last one, which decides the output (docs/testbed.md): `exact_final` gives the
+  last step to the linearized fit (one Gauss–Newton step, a JVP and a VJP through the decoder per CG
+  iteration), `exact_below` also every transition whose target noise-to-signal ratio b_s/a_s is below it.
 """
 import logging
 from dataclasses import dataclass, replace
@@ -222,26 +223,36 @@ class DecoderGainObservation(LinearObservation):
     grey decoder, ×48 on SD's VAE.)"""
 
     def __init__(self, operator, measurement, obs_std, options, decode: Callable, encode: Callable,
-                 check_interrupt=None, exact_final: Optional[LinearisedDecoderObservation] = None):
+                 check_interrupt=None, exact: Optional[LinearisedDecoderObservation] = None, exact_below: float = 0.0):
         super().__init__(operator, measurement, obs_std, options, check_interrupt)
         self.decode, self.encode = decode, encode
         self.point = self.pixels = self.encoded = None
         self.squared_gain = None  # g²
-        self.exact_final = exact_final  # the last step's fit through the decoder's derivatives, if given
-        if exact_final is not None:
-            exact_final.stats = self.stats
+        # the fit through the decoder's derivatives, if given: for the last step, and for every transition to a
+        # noise-to-signal ratio below exact_below
+        self.exact, self.exact_below = exact, float(exact_below)
+        if exact is not None:
+            exact.stats = self.stats
 
     @property
     def decoder_passes(self):
-        """What the exact final fit asked of the differentiable decoder (the steps go through the VAE's own
+        """What the exact steps asked of the differentiable decoder (the others go through the VAE's own
         decode and encode, counted by the caller)."""
-        return self.exact_final.decoder_passes if self.exact_final is not None else {}
+        return self.exact.decoder_passes if self.exact is not None else {}
+
+    def transition(self, x0, prior_mean, prior_std, signal, noise, noise_guess, generator):
+        if self.exact is not None and noise < self.exact_below * signal:
+            self.release()
+            sample = self.exact.transition(x0, prior_mean, prior_std, signal, noise, noise_guess, generator)
+            self.exact.release()  # the decoder's graph, not kept through the next network call
+            return sample
+        return super().transition(x0, prior_mean, prior_std, signal, noise, noise_guess, generator)
 
     def final(self, x0, x0_std, generator):
-        if self.exact_final is None:
+        if self.exact is None:
             return super().final(x0, x0_std, generator)
         self.release()
-        return self.exact_final.final(x0, x0_std, generator)
+        return self.exact.final(x0, x0_std, generator)
 
     def linearise(self, x0):
         self.point, self.pixels, self.encoded = x0, self.decode(x0), None
@@ -286,15 +297,18 @@ def state_observation(operator, measurement, obs_std, options: SolveOptions = So
 
 def latent_observation(solver: str, operator, measurement, obs_std, decode: Callable, encode: Callable,
                        differentiable_decode: Callable, options: SolveOptions = SolveOptions(),
-                       check_interrupt=None, exact_final: bool = False):
+                       check_interrupt=None, exact_final: bool = False, exact_below: float = 0.0):
     """The observation of a latent model (§2): `linearized` or `pixel`, the latter with its last step through
-    the decoder's derivatives when `exact_final` (one Gauss–Newton step: measured as close as three)."""
+    the decoder's derivatives when `exact_final` (one Gauss–Newton step: measured as close as three), and
+    its transitions to a noise-to-signal ratio below `exact_below` too (which implies the exact final)."""
     if solver == "linearized":
         return LinearisedDecoderObservation(operator, measurement, obs_std, options, differentiable_decode,
                                             check_interrupt)
     if solver == "pixel":
-        final = (LinearisedDecoderObservation(operator, measurement, obs_std, replace(options, final_iterations=1),
-                                              differentiable_decode, check_interrupt) if exact_final else None)
-        return DecoderGainObservation(operator, measurement, obs_std, options, decode, encode, check_interrupt, final)
+        exact = (LinearisedDecoderObservation(operator, measurement, obs_std, replace(options, final_iterations=1),
+                                              differentiable_decode, check_interrupt)
+                 if exact_final or exact_below > 0 else None)
+        return DecoderGainObservation(operator, measurement, obs_std, options, decode, encode, check_interrupt, exact,
+                                      exact_below)
     raise ValueError(f"latent_solver must be one of {LATENT_SOLVERS}, got {solver!r}")
 

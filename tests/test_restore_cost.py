@@ -73,6 +73,27 @@ def test_the_exact_final_fit_costs_one_decode_and_a_jvp_and_vjp_per_cg_iteration
     assert jvps >= 1 and vjps == jvps + 1 and passes == decodes + encodes + jvps + vjps, info
 
 
+def test_exact_low_noise_steps_cost_one_decode_and_no_encode_each(engine):
+    """exact_below_noise: the transitions to a noise level below it go through the decoder's derivatives, like
+    the final fit (a decode with its graph, a JVP and a VJP per CG iteration); the others stay at 2 + 2."""
+    model, vae, images, cond, counters = counted_faces(engine)
+    blur = engine.nodes["InverseOperatorGaussianBlur"]().build(5, 1.0)[0]
+    sigmas = engine.nodes["BasicScheduler"]().get_sigmas(model, "normal", 6, 1.0)[0].tolist()
+    threshold = sigmas[3]   # the face prior is an EPS model: its sigma is the noise-to-signal ratio
+    below = sum(1 for sigma in sigmas[1:-1] if sigma < threshold)
+    assert 0 < below < 5
+    info = run_all_in_one(engine, "InverseDInGRestore", model, vae, images, blur, cond, steps=6,
+                          exact_below_noise=threshold)
+    passes, decodes, encodes, jvps, vjps = map(int, EXACT_FINAL_WORK.search(info).groups())
+    above = 5 - below
+    # the pixel transitions, the gain probe, the node's last decode, one decode per exact transition and the final's
+    assert (decodes, encodes) == (above * 2 + 1 + 1 + below + 1, above * 2) and counters["encode"].calls == encodes
+    # per CG iteration a JVP and a VJP; each exact transition one JVP more (its right-hand side) and one VJP more
+    # (the step itself), the final fit only the VJP
+    assert vjps == jvps + 1 and jvps >= 2 * below + 1 and passes == decodes + encodes + jvps + vjps, info
+    assert f"exact below noise {threshold:g} and final fit" in info
+
+
 def test_sparse_exact_steps_cost_what_network_calls_says(pack):
     ding = pack.solvers__ding
     param = pack.solvers__parameterisation.VE
