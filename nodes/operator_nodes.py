@@ -5,7 +5,7 @@ images, where the same noise is twice as large.
 """
 import torch
 
-from ..solvers import operators
+from ..solvers import jpeg, operators
 from .inputs import check_image
 from .vae_bridge import image_to_pixels, pixels_to_image
 
@@ -128,6 +128,28 @@ class HDRClipOperator(_OperatorNode):
         return (operators.ClipHDR(scale),)
 
 
+class JPEGOperator(_OperatorNode):
+    DESCRIPTION = ("JPEG artefacts: the photo is the clean image saved as a JPEG at this quality (blocks, ringing, "
+                   "smeared colour), modelled as libjpeg / Pillow do it. Nonlinear: Spin and DCDP only.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"quality": ("INT", {"default": 10, "min": 1, "max": 100, "tooltip":
+                                         "The JPEG quality the photo was saved at (1..100, as in image editors); "
+                                         "guess low for heavy blocking: 5-20."}),
+                             "chroma_subsampling": ("BOOLEAN", {"default": True, "tooltip":
+                                                    "Whether colour was stored at half resolution (most JPEGs: "
+                                                    "cameras, the web, Pillow's default)."}),
+                             "rounding": (list(jpeg.ROUNDINGS), {"default": "straight-through", "tooltip":
+                                          "Only for step-by-step fits (Spin's adam, DCDP's momentum, or JPEG inside "
+                                          "Combine; auto fits a JPEG exactly without it): how they see through "
+                                          "JPEG's rounding. straight-through (default): as if it were not there; "
+                                          "smooth: a softened rounding."})}}
+
+    def build(self, quality, chroma_subsampling, rounding):
+        return (jpeg.JPEG(quality, chroma_subsampling, rounding),)
+
+
 class GreyscaleOperator(_OperatorNode):
     DESCRIPTION = ("Colourisation: the photo is the clean colour image turned black and white (its grey level, "
                    "a weighted mix of red, green and blue). Restoring brings back colours that fit the grey.")
@@ -230,6 +252,7 @@ OPERATOR_NODES = {
     "InverseOperatorDenoise": (DenoiseOperator, "Operator: Denoise (identity)"),
     "InverseOperatorHDRClip": (HDRClipOperator, "Operator: HDR clip (nonlinear)"),
     "InverseOperatorGreyscale": (GreyscaleOperator, "Operator: Black and white (colourisation)"),
+    "InverseOperatorJPEG": (JPEGOperator, "Operator: JPEG compression (nonlinear)"),
     "InverseOperatorCompose": (ComposeOperators, "Operator: Combine (one after another)"),
     "InverseDegradeImage": (DegradeImage, "Degrade Image (simulate measurement)"),
     "InverseEstimateNoise": (EstimateNoise, "Estimate Noise Level"),

@@ -255,6 +255,24 @@ def dcdp_deblur_and_sr_graph(checkpoint):
     return graph
 
 
+def jpeg_graph(checkpoint):
+    """A photo saved as a low-quality JPEG → DCDP Restore (the JPEG operator is nonlinear: Spin or DCDP)."""
+    graph = loaders(checkpoint, CLEAN_IMAGE)
+    graph["2"]["inputs"]["text"], graph["3"]["inputs"]["text"] = RESTORE_PROMPT, ""
+    graph.update({
+        "5": {"class_type": "InverseOperatorJPEG", "inputs": {"quality": 10, "chroma_subsampling": True,
+                                                              "rounding": "straight-through"}},
+        "6": {"class_type": "InverseDegradeImage", "inputs": {"image": ["4", 0], "operator": ["5", 0],
+                                                              "noise_std": 0.0, "seed": 0}},
+        "7": dcdp_restore(["5", 0], ["6", 0], skip_final_purification=True)
+        | {"_meta": {"title": "DCDP remove JPEG artefacts (ends on the fit: its JPEG is the photo)"}},
+        "8": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "dcdp_dejpeg"}},
+        "9": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "dcdp_jpeg"}},
+        "10": show_info(["7", 1]),
+    })
+    return graph
+
+
 def dcdp_few_step_graph(checkpoint):
     """Few-step purification with a distilled model: 1 network call per round."""
     graph = loaders(checkpoint, CLEAN_IMAGE)
@@ -274,7 +292,7 @@ def dcdp_few_step_graph(checkpoint):
 
 DING_RESTORE_OPTIONS = {"measurement_noise": 0.01, "variant": "ding", "eta_schedule": "fm_square", "eta_scale": 1.0,
                         "latent_solver": "pixel", "solver_iterations": 100, "solver_tolerance": 1e-4,
-                        "tiled_vae": "auto", "final_fit": "approximate"}
+                        "tiled_vae": "auto", "final_fit": "approximate", "exact_below_noise": 0.0}
 
 
 def ding_restore_graph(checkpoint, operator, noise, title, estimate_noise=False):
@@ -445,6 +463,16 @@ of DInG Restore (an exact Gaussian posterior step each step, 39 network calls) a
 
 **Change:** `outer_iterations` (rounds), `purification` (`tweedie`: 1 call per round), `proximal_weight`
 (raise it for noisy photos), `skip_final_purification` (noiseless measurements). {INFO_NOTE}"""),
+    "DCDP remove JPEG artefacts SD1.5.json": (lambda: jpeg_graph(SD15), f"""\
+## DCDP restoration: JPEG artefacts
+{SD15_NOTE}
+
+{DEGRADE_NOTE} Here the damage is a JPEG saved at quality 10: 8x8 blocks, ringing, smeared colour.
+Set `quality` to what the photo was saved at (guess low for heavy blocking: 5-20).
+
+DCDP alternates letting the checkpoint clean the picture up and moving it back to the nearest image
+that JPEG would save as this photo; it ends on that image (`skip_final_purification` on), so the blocks
+go while the photo's content stays. **Change:** `quality`, `outer_iterations`, `seed`. {INFO_NOTE}"""),
     "DCDP few-step x4 super-resolution SDXL Turbo.json": (lambda: dcdp_few_step_graph(SDXL_TURBO), f"""\
 ## DCDP with a few-step model: x4 super-resolution
 **Checkpoint:** SDXL Turbo (`sd_xl_turbo_1.0_fp16.safetensors`; ComfyUI offers the download if it is missing).

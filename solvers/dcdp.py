@@ -78,13 +78,17 @@ def operator_norm_squared(operator, shape, generator: torch.Generator, iteration
 
 
 def uses_exact_fit(operator, options: DCDPOptions) -> bool:
-    return pixel_fit.uses_exact_solve(operator, options.dc_solver, "dc_solver")
+    return (pixel_fit.uses_exact_solve(operator, options.dc_solver, "dc_solver")
+            or pixel_fit.uses_projection(operator, options.dc_solver))
 
 
 def data_consistency(start, y, operator, options: DCDPOptions, lipschitz: float,
                      check_interrupt: Optional[Callable[[], None]] = None, stats: Optional[SolveStats] = None):
     """Step (i) from `start` (which is also the proximal anchor)."""
     stats = SolveStats() if stats is None else stats
+    if pixel_fit.uses_projection(operator, options.dc_solver):
+        stats.add(0, 0.0)
+        return operator.project(start, y)
     if uses_exact_fit(operator, options):
         return linear_gaussian.proximal_solve(operator, start, y, options.proximal_weight, stats,
                                               tolerance=options.tolerance, max_iterations=options.inner_steps,

@@ -18,6 +18,7 @@ DOWNSAMPLE_MODES = ("bicubic", "box")
 class Operator:
     linear = True
     shift_invariant = False  # A Aᵀ commutes with shifts of the measurement grid (away from the border)
+    projects = False  # has project(x, y): the restorers' fits take it in place of gradient steps
     name = "operator"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -55,6 +56,10 @@ class Operator:
 
     def measurement_shape(self, image_shape):
         return tuple(image_shape)
+
+    def project(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """An image near x whose measurement is y, in closed form, where `projects` says there is one."""
+        raise NotImplementedError(f"{self.name} has no closed-form projection")
 
     def measurement_from_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         """The measurement y from a measurement IMAGE's RGB pixels [B, 3, h, w] (IMAGEs always carry three

@@ -25,6 +25,13 @@ def uses_exact_solve(operator, solver: str, knob: str) -> bool:
     return solver == "cg" or (solver == "auto" and operator.linear)
 
 
+def uses_projection(operator, solver: str) -> bool:
+    """Whether a fit is the operator's own closed-form projection (solver "auto" on an operator that has one,
+    such as JPEG's move into the measured quantisation cells): exact consistency where gradient steps through
+    a rounding stall at the cell borders."""
+    return solver == "auto" and operator.projects
+
+
 def fit_to_measurement(start: torch.Tensor, y: torch.Tensor, operator, steps: int,
                        make_optimiser: Callable[[list], torch.optim.Optimizer], data_weight: float,
                        proximal_weight: float = 0.0,

@@ -62,7 +62,8 @@ def check_options(options: SpinOptions) -> SpinOptions:
 
 
 def uses_exact_fit(operator, options: SpinOptions) -> bool:
-    return pixel_fit.uses_exact_solve(operator, options.fit_solver, "fit_solver")
+    return (pixel_fit.uses_exact_solve(operator, options.fit_solver, "fit_solver")
+            or pixel_fit.uses_projection(operator, options.fit_solver))
 
 
 def fit_to_measurement(start: torch.Tensor, y: torch.Tensor, operator, options: SpinOptions, proximity_std: float,
@@ -72,7 +73,10 @@ def fit_to_measurement(start: torch.Tensor, y: torch.Tensor, operator, options: 
     stats = SolveStats() if stats is None else stats
     data_std = max(options.obs_std, MIN_DATA_STD)
     use_proximity = options.proximity > 0 and proximity_std > 0
-    if uses_exact_fit(operator, options):
+    if pixel_fit.uses_projection(operator, options.fit_solver):
+        fitted = operator.project(start, y)
+        stats.add(0, 0.0)
+    elif uses_exact_fit(operator, options):
         # × 2σ_y²: ‖A x − y‖² + (σ_y/ρ)²‖x − start‖²
         weight = (data_std / proximity_std) ** 2 if use_proximity else 0.0
         fitted = linear_gaussian.proximal_solve(operator, start, y, weight, stats, tolerance=options.fit_tolerance,

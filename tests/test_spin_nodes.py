@@ -50,7 +50,8 @@ def test_spin_sampler_in_sampler_custom_and_advanced(engine, tiny, family):
 
 @pytest.mark.parametrize("operator_node, args", [
     ("InverseOperatorGaussianBlur", (5, 1.5)), ("InverseOperatorMotionBlur", (7, 3)),
-    ("InverseOperatorDenoise", ()), ("InverseOperatorHDRClip", (2.0,))])
+    ("InverseOperatorDenoise", ()), ("InverseOperatorHDRClip", (2.0,)),
+    ("InverseOperatorJPEG", (10, True, "straight-through"))])
 def test_restore_node_runs_every_operator(engine, tiny, operator_node, args):
     model, _, vae = tiny_family(engine, tiny, "sd15")
     image, _ = tiny.TinyLoadImage().load(64, 1)
