@@ -35,10 +35,10 @@ def problem(pack, task, draw):
     return reference.make_problem(operator, truth, noise_std, generator)
 
 
-def restore(engine, pack, testbed, node_id, overrides, problem, family, seed=0):
+def restore(engine, pack, testbed, node_id, overrides, problem, family, seed=0, samples=SAMPLES):
     vae, models = testbed
     sampler = restorer_node_sampler(engine, pack, node_id, overrides, vae, problem)
-    return restore_testbed(engine, pack, models[family], sampler, problem, SAMPLES, STEPS, seed)
+    return restore_testbed(engine, pack, models[family], sampler, problem, samples, STEPS, seed)
 
 
 def residual_and_psnr(pack, problem, pixels):
@@ -155,3 +155,24 @@ def test_the_exact_final_fit_lands_closer_to_the_truth_through_the_trained_vae(e
             engine, pack, testbed, "InverseDInGRestoreSampler", overrides, target, "eps"))
         assert 0.8 <= residual <= 1.3, f"{final_fit}: data residual {residual:.2f}"
     assert psnr["exact"] >= psnr["approximate"] + 1.0, psnr
+
+
+# Inpainting, where the plain pixel steps are furthest from the truth; the PSNR of the mean of 8 samples, measured
+# 34.6 → 44.6 dB (24 samples: 34.5 → 43.2). On motion blur the gain (+3.1 dB with 24 samples at 1) is within what
+# 8 samples' mean varies, so the benchmark, not this test, measures it.
+@pytest.mark.parametrize("task,exact_below_noise,gain", [("inpaint", 3.0, 6.0)])
+def test_exact_low_noise_steps_land_nearer_the_truth(engine, pack, testbed, task, exact_below_noise, gain):
+    """exact_below_noise (the transitions below that noise level through the decoder's derivatives): on the
+    measurement, and far nearer the truth than the plain pixel steps, where a trained decoder's Jacobian
+    departs most from a scaled isometry (bench_testbed: as close to the exact posterior as `linearized`)."""
+    target = problem(pack, task, 0)
+    psnr = {}
+    for name, overrides in [("pixel", {}), ("low_noise", {"exact_below_noise": exact_below_noise})]:
+        residual, psnr[name] = residual_and_psnr(pack, target, restore(
+            engine, pack, testbed, "InverseDInGRestoreSampler", dict(overrides, latent_solver="pixel"), target,
+            "eps", samples=8))
+        if name == "low_noise":
+            assert 0.8 <= residual <= 1.3, f"{name}: data residual {residual:.2f}"
+    print(f"\n{task}: PSNR of the mean, pixel {psnr['pixel']:.2f}, exact below {exact_below_noise:g}: "
+          f"{psnr['low_noise']:.2f}")
+    assert psnr["low_noise"] >= psnr["pixel"] + gain, psnr
