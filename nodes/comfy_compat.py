@@ -5,6 +5,7 @@ import comfy.model_sampling
 import comfy.sample
 import comfy.samplers
 import comfy.utils
+import torch
 
 try:
     import latent_preview
@@ -52,3 +53,23 @@ def scheduler_names():
 
 def intermediate_device():
     return comfy.model_management.intermediate_device()
+
+
+def load_models(patchers):
+    """Load the given models onto the compute device (a no-op for those already there)."""
+    comfy.model_management.load_models_gpu(patchers)
+
+
+def ksampler(sample_function, options):
+    """A SAMPLER for SamplerCustom(Advanced): ComfyUI's KSAMPLER around one of the pack's sampling functions,
+    `options` passed to it as keyword arguments."""
+    return comfy.samplers.KSAMPLER(sample_function, extra_options=options)
+
+
+def sample_custom(model, sampler, sigmas, positive, negative, cfg, latent, seed, start_noise=True, noise_mask=None):
+    """SamplerCustom's sampling call, with its progress bar and latent previews: ComfyUI's seeded start noise
+    when `start_noise`, else none (the sampler draws its own start)."""
+    noise = comfy.sample.prepare_noise(latent, seed, None) if start_noise else torch.zeros_like(latent)
+    return comfy.sample.sample_custom(model, noise, cfg, sampler, sigmas, positive, negative, latent,
+                                      noise_mask=noise_mask,
+                                      callback=latent_preview.prepare_callback(model, len(sigmas) - 1), seed=seed)

@@ -1,7 +1,6 @@
 """Decoupled refinement (DCDP): an all-in-one restoration node and a SAMPLER form."""
 import logging
 
-import comfy.samplers
 import torch
 
 from ..solvers import dcdp
@@ -128,7 +127,7 @@ class DCDPSampler:
         inputs.check_vae(vae)
         inputs.check_image(measurement, "measurement")
         settings = dcdp.check_options(dcdp.DCDPOptions(**options))
-        return (comfy.samplers.KSAMPLER(sample_dcdp_comfy, extra_options={
+        return (comfy_compat.ksampler(sample_dcdp_comfy, {
             "vae": vae, "measurement": measurement, "operator": operator, "options": settings,
             "tiled_vae": tiled_vae}),)
 
@@ -164,7 +163,7 @@ class DCDPRestore:
         latent = restored_latent(model, vae, measurement, operator)
         sigmas = comfy_compat.compute_sigmas(model, scheduler, steps, 1.0)
         report = RunReport()
-        sampler = comfy.samplers.KSAMPLER(sample_dcdp_comfy, extra_options={
+        sampler = comfy_compat.ksampler(sample_dcdp_comfy, {
             "vae": vae, "measurement": measurement, "operator": operator, "options": settings, "report": report,
             "tiled_vae": tiled_vae})
         sample_restoration(model, sampler, sigmas, positive, negative, cfg, latent, seed)

@@ -1,8 +1,6 @@
 """All-in-one DInG inpainting: IMAGE + MASK in, inpainted IMAGE out (KSampler-like)."""
 import logging
 
-import comfy.sample
-import comfy.samplers
 
 from ..solvers import crop, ding, masks
 from . import comfy_compat, inputs, sockets, vae_bridge
@@ -139,12 +137,10 @@ def _sample(model, positive, negative, vae, rgb, hole, seed, steps, cfg, schedul
     sigmas = comfy_compat.compute_sigmas(model, scheduler, steps, denoise)
     if sigmas is None:
         return None, latent, "DInG: denoise is 0, nothing sampled (0 network calls)"
-    sampler = comfy.samplers.KSAMPLER(sample_ding_comfy, extra_options={
+    sampler = comfy_compat.ksampler(sample_ding_comfy, {
         "obs_std": obs_std, "eta_schedule": eta_schedule, "eta_scale": eta_scale, "variant": variant})
-    samples = comfy.sample.sample_custom(
-        model, comfy.sample.prepare_noise(latent, seed, None), cfg, sampler, sigmas, positive, negative,
-        latent, noise_mask=1.0 - observed,
-        callback=comfy_compat.latent_preview.prepare_callback(model, len(sigmas) - 1), seed=seed)
+    samples = comfy_compat.sample_custom(model, sampler, sigmas, positive, negative, cfg, latent, seed,
+                                         noise_mask=1.0 - observed)
     decoded = vae_bridge.decode(vae, samples)[:, :rgb.shape[1], :rgb.shape[2]].to(rgb.device)
     calls = ding.network_calls(sigmas, variant)
     info = (f"DInG ({variant}): {len(sigmas) - 1} steps, {calls} network calls"

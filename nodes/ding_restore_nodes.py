@@ -1,7 +1,6 @@
 """DInG restoration (any linear operator) as a SAMPLER and as an all-in-one node."""
 import logging
 
-import comfy.samplers
 import torch
 
 from ..solvers import ding, ding_restore
@@ -158,7 +157,7 @@ class DInGRestoreSampler:
         inputs.check_vae(vae)
         inputs.check_image(measurement, "measurement")
         ding_restore.require_linear(operator)
-        return (comfy.samplers.KSAMPLER(sample_ding_restore_comfy, extra_options={
+        return (comfy_compat.ksampler(sample_ding_restore_comfy, {
             "vae": vae, "measurement": measurement, "operator": operator, **options}),)
 
 
@@ -193,7 +192,7 @@ class DInGRestore:
         latent = restored_latent(model, vae, measurement, operator)
         sigmas = comfy_compat.compute_sigmas(model, scheduler, steps, 1.0)
         report = RunReport()
-        sampler = comfy.samplers.KSAMPLER(sample_ding_restore_comfy, extra_options={
+        sampler = comfy_compat.ksampler(sample_ding_restore_comfy, {
             "vae": vae, "measurement": measurement, "operator": operator, "report": report, **options})
         samples = sample_restoration(model, sampler, sigmas, positive, negative, cfg, latent, seed, start_noise=True)
         image = vae_bridge.decode(vae, samples, options.get("tiled_vae", "auto"))

@@ -92,4 +92,4 @@ class DInGSampler:
 
     def get_sampler(self, variant, eta_schedule, eta_scale, obs_std):
         options = {"obs_std": obs_std, "eta_schedule": eta_schedule, "eta_scale": eta_scale, "variant": variant}
-        return (comfy_compat.comfy.samplers.KSAMPLER(sample_ding_comfy, extra_options=options),)
+        return (comfy_compat.ksampler(sample_ding_comfy, options),)

@@ -2,8 +2,6 @@
 from dataclasses import dataclass, field
 from typing import Optional
 
-import comfy.model_management
-import comfy.sample
 import torch
 
 from ..solvers.linear_gaussian import SolveStats
@@ -75,7 +73,7 @@ class RestorationCall:
         self.seed = int((extra_args or {}).get("seed") or 0)
         patcher = model.inner_model.model_patcher
         self.codec = LatentCodec(vae, base_model.latent_format, patcher, x.device, self.seed, self.report, tiled_vae)
-        comfy.model_management.load_models_gpu([patcher, vae.patcher])
+        comfy_compat.load_models([patcher, vae.patcher])
         self.y = operator.measurement_from_pixels(measurement_pixels(measurement, x.shape[0], x.device))
         check_measurement(operator, self.y, (x.shape[0], 3, x.shape[2] * scale, x.shape[3] * scale))
         self.denoise = checked_denoiser(model, extra_args, x, who, self.report)
@@ -144,7 +142,4 @@ def restored_latent(model, vae, measurement, operator):
 def sample_restoration(model, sampler, sigmas, positive, negative, cfg, latent, seed, start_noise=False):
     """The all-in-one nodes' sampling call, with progress and previews as in SamplerCustom. Spin and
     DCDP draw their own start, so ComfyUI adds no noise unless `start_noise` (DInG starts from it)."""
-    noise = comfy.sample.prepare_noise(latent, seed, None) if start_noise else torch.zeros_like(latent)
-    return comfy.sample.sample_custom(model, noise, cfg, sampler, sigmas, positive, negative, latent,
-                                      callback=comfy_compat.latent_preview.prepare_callback(model, len(sigmas) - 1),
-                                      seed=seed)
+    return comfy_compat.sample_custom(model, sampler, sigmas, positive, negative, cfg, latent, seed, start_noise)

@@ -1,7 +1,6 @@
 """Spin as a ComfyUI SAMPLER and as an all-in-one restoration node."""
 import logging
 
-import comfy.samplers
 import torch
 
 from ..solvers import spin
@@ -134,7 +133,7 @@ def sample_spin_comfy(model, x, sigmas, extra_args=None, callback=None, disable=
 def spin_ksampler(vae, measurement, operator, strength, options, report=None, tiled_vae="auto"):
     inputs.check_vae(vae)
     inputs.check_image(measurement, "measurement")
-    return comfy.samplers.KSAMPLER(sample_spin_comfy, extra_options={
+    return comfy_compat.ksampler(sample_spin_comfy, {
         "vae": vae, "measurement": measurement, "operator": operator, "strength": strength, "options": options,
         "report": report, "tiled_vae": tiled_vae})
 

@@ -3,9 +3,9 @@
 Solvers see pixels as [B, C, H, W] in [−1, 1] on the sampling device; ComfyUI's IMAGE is
 [B, H, W, C] in [0, 1] on the CPU. No autograd graph is ever built through the VAE.
 """
-import comfy.model_management
 import torch
 
+from . import comfy_compat
 from .inputs import vae_scale
 
 
@@ -91,4 +91,4 @@ class LatentCodec:
 
     def _reload_model(self):
         # VAE calls may have evicted the UNet on a tight GPU; this is a no-op when both are loaded
-        comfy.model_management.load_models_gpu([self.model_patcher, self.vae.patcher])
+        comfy_compat.load_models([self.model_patcher, self.vae.patcher])
