@@ -31,6 +31,9 @@ WORK = re.compile(r"(\d+) network calls, \d+ VAE passes \((\d+) decodes, (\d+) e
                   r"(?:, (\d+) decoder VJPs)?\)")
 RESTORERS = [("DInG Restore (pixel)", "InverseDInGRestore", {}),
              ("DInG Restore (pixel, delayed)", "InverseDInGRestore", {"variant": "delayed"}),
+             ("DInG Restore (pixel, final_fit exact)", "InverseDInGRestore", {"final_fit": "exact"}),
+             ("DInG Restore (pixel, exact_below_noise 1)", "InverseDInGRestore", {"exact_below_noise": 1.0}),
+             ("DInG Restore (pixel, exact_below_noise 3)", "InverseDInGRestore", {"exact_below_noise": 3.0}),
              ("DInG Restore (linearized)", "InverseDInGRestore", {"latent_solver": "linearized"}),
              ("Spin", "InverseSpinRestore", {}),
              ("DCDP", "InverseDCDPRestore", {})]
