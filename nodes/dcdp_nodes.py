@@ -49,10 +49,10 @@ def dcdp_options_inputs():
                                "one-shot clean-up): 1-4 for few-step models (LCM, Turbo, Lightning). Default 4."}),
         "dc_solver": (list(dcdp.DC_SOLVERS), {"default": "auto", "tooltip":
                       "How each fit to the photo is solved. auto (default): the exact solver for blur, downsample, "
-                      "masks and denoise, the nearest matching image for JPEG, momentum for other nonlinear operators. "
-                      "cg: the exact solver (conjugate "
-                      "gradients), those operators only. momentum: the step-by-step fitting of the paper (Li et al. "
-                      "2024), any operator; stopping early keeps it from copying noise."}),
+                      "masks and denoise, the nearest matching image for JPEG, momentum for other nonlinear "
+                      "operators. cg: the exact solver (conjugate gradients), those operators only. momentum: the "
+                      "step-by-step fitting of the paper (Li et al. 2024), any operator; stopping early keeps it from "
+                      "copying noise."}),
         "skip_final_purification": ("BOOLEAN", {"default": False, "tooltip":
                                     "End on the last fit to the photo instead of a final clean-up by the model: the "
                                     "advice of the DCDP authors (Li et al. 2024) for noiseless photos only."}),

@@ -199,9 +199,9 @@ class DInGRestore:
         report.decodes += 1
         solver = options["latent_solver"]
         exact_final = exact_final_fit(options.get("final_fit", "approximate"), solver)
-        exact_steps = describe_exact_steps(exact_final, options.get("exact_below_noise", 0.0) if solver == "pixel" else 0)
-        info = (f"DInG restore ({operator.describe()}, {options['latent_solver']}{exact_steps}): {len(sigmas) - 1} steps, "
-                f"{describe_run(report, cfg)}")
+        exact_below = options.get("exact_below_noise", 0.0) if solver == "pixel" else 0.0
+        info = (f"DInG restore ({operator.describe()}, {solver}{describe_exact_steps(exact_final, exact_below)}): "
+                f"{len(sigmas) - 1} steps, {describe_run(report, cfg)}")
         return (image, {"samples": samples}, info)
 
 

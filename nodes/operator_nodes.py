@@ -172,7 +172,8 @@ class GreyscaleOperator(_OperatorNode):
             except ValueError as error:
                 raise ValueError(f"red, green, blue: {error}") from None
         if weights not in operators.LUMINANCE_WEIGHTS:
-            raise ValueError(f"weights: must be one of {list(operators.LUMINANCE_WEIGHTS) + ['custom']}, got {weights!r}")
+            choices = list(operators.LUMINANCE_WEIGHTS) + ["custom"]
+            raise ValueError(f"weights: must be one of {choices}, got {weights!r}")
         return (operators.Greyscale(operators.LUMINANCE_WEIGHTS[weights]),)
 
 

@@ -50,9 +50,9 @@ def spin_options_inputs():
                     "random noise, as the Spin paper (Shtanchaev et al. 2026) reads."}),
         "fit_solver": (list(spin.FIT_SOLVERS), {"default": "auto", "tooltip":
                        "How each fit to the photo is solved. auto (default): the exact solver for blur, downsample, "
-                       "masks and denoise, the nearest matching image for JPEG, adam for other nonlinear operators. cg: "
-                       "the exact solver (conjugate gradients), "
-                       "those operators only. adam: step-by-step fitting, any operator."}),
+                       "masks and denoise, the nearest matching image for JPEG, adam for other nonlinear operators. "
+                       "cg: the exact solver (conjugate gradients), those operators only. adam: step-by-step "
+                       "fitting, any operator."}),
         "fit_tolerance": ("FLOAT", {"default": 1e-3, "min": 0.0, "max": 1.0, "step": 0.0001, "tooltip":
                           "A fit stops once its remaining error has shrunk to this share of where it started "
                           "(smaller = more precise, slower; info reports the worst reached). 0 always runs all "
