@@ -6,11 +6,13 @@ from .ding_restore_nodes import DING_RESTORE_NODES
 from .ding_sampler import DInGSampler
 from .inputs import finite_float_widgets
 from .operator_nodes import OPERATOR_NODES
+from .outpaint import OutpaintPad
 from .spin_nodes import SPIN_NODES
 
 NODES = {
     "InverseDInGSampler": (DInGSampler, "DInG Sampler (inpainting)"),
     "InverseDInGInpaint": (DInGInpaint, "DInG Inpaint (all-in-one)"),
+    "InverseOutpaintPad": (OutpaintPad, "Pad Image for Outpainting (keeps the photo exact)"),
     **DING_RESTORE_NODES,
     **SPIN_NODES,
     **DCDP_NODES,

@@ -85,6 +85,20 @@ def all_in_one_graph(checkpoint, steps, cfg):
     return graph
 
 
+def outpaint_graph(checkpoint, steps, cfg):
+    """LoadImage → Pad Image for Outpainting → DInG Inpaint (paste-back keeps the photo) → save."""
+    graph = all_in_one_graph(checkpoint, steps, cfg)
+    graph["2"]["inputs"]["text"] = "a wide landscape photo, natural light, detailed"
+    graph["4"]["_meta"]["title"] = "Load the photo to extend"
+    graph["8"] = {"class_type": "InverseOutpaintPad", "inputs": {"image": ["4", 0], "left": 128, "top": 0,
+                                                                 "right": 128, "bottom": 0, "fill": "edge",
+                                                                 "feathering": 0}}
+    graph["5"]["inputs"].update(image=["8", 0], mask=["8", 1])
+    graph["5"]["_meta"] = {"title": "DInG outpaint"}
+    graph["6"]["inputs"]["filename_prefix"] = "ding_outpaint"
+    return graph
+
+
 def face_demo_graph(steps=20, faces=4, prediction="eps"):
     """The main job: DInG and ComfyUI's own inpainting side by side on held-out faces."""
     def sampler_custom(sampler_node):
@@ -392,6 +406,16 @@ sampler (larger blends the border more). The composite at the end keeps every pi
 
 **Change:** `steps`, `cfg`, `mask_grow` / `mask_feather` for seams, `paste_feather` for the blend width.
 `paste_back` (on) keeps every pixel outside the mask exactly as loaded. {INFO_NOTE}"""),
+    "DInG outpaint SD1.5 (all-in-one).json": (lambda: outpaint_graph(SD15, 20, 7.0), f"""\
+## DInG outpainting
+{SD15_NOTE}
+
+**Load** a photo: Pad Image for Outpainting adds 128 px left and right (change the four margins) and
+marks them as the area to generate; DInG Inpaint fills them and, with `paste_back`, returns the photo's
+own pixels untouched. Describe the whole wider scene in the prompt.
+
+**Change:** the margins (multiples of 8), `fill` (what the margins start as; `edge` suits most photos),
+`seed` for other fills, `context_crop` for very large images. {INFO_NOTE}"""),
     "DInG inpaint SD3.5 (SamplerCustom).json": (lambda: sampler_custom_graph(SD35, 20, 4.5), f"""\
 ## DInG inpainting on a flow model, SamplerCustom form
 {SD35_NOTE}

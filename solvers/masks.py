@@ -76,3 +76,39 @@ def paste_back(original: torch.Tensor, generated: torch.Tensor, hole_mask: torch
     """Composite IMAGEs [B, H, W, C]: original where known, generated in the (feathered) hole."""
     weight = paste_weights(hole_mask, feather_px).to(original.dtype)
     return torch.where(weight > 0, original * (1 - weight) + generated * weight, original)
+
+
+OUTPAINT_FILLS = ("edge", "mirror", "grey")
+
+
+def outpaint_padding(image: torch.Tensor, left: int, top: int, right: int, bottom: int, fill: str = "edge",
+                     feathering: int = 0):
+    """The image [B, H, W, C] (ComfyUI's IMAGE) grown by the given margins, and its hole mask [B, H', W']
+    (1 = generate). The original pixels are copied unchanged and their mask is 0. The margins start as the
+    photo's edge continued (`edge`), mirrored (`mirror`) or mid-grey (`grey`); with `feathering` > 0 the
+    mask in the margin rises from 0 at the photo's edge to 1 over that many pixels, so the continued edge
+    counts as a hint that fades out (a soft observation to DInG); at 0 the margin is simply unknown."""
+    if fill not in OUTPAINT_FILLS:
+        raise ValueError(f"fill must be one of {OUTPAINT_FILLS}, got {fill!r}")
+    channels_first = image.movedim(-1, 1)
+    mode = {"edge": "replicate", "mirror": "reflect"}.get(fill)
+    if mode == "reflect" and (max(left, right) >= image.shape[2] or max(top, bottom) >= image.shape[1]):
+        mode = "replicate"  # reflection needs a margin smaller than the image; farther out the edge continues
+    if mode is None:
+        padded = F.pad(channels_first, (left, right, top, bottom), value=0.5)
+    else:
+        padded = F.pad(channels_first, (left, right, top, bottom), mode=mode)
+    padded = padded.movedim(1, -1).contiguous()
+    padded[:, top:top + image.shape[1], left:left + image.shape[2]] = image  # bit-exact, whatever the padding did
+    height, width = padded.shape[1:3]
+    rows = torch.arange(height, dtype=torch.float32)[:, None]
+    cols = torch.arange(width, dtype=torch.float32)[None, :]
+    # pixels outside the photo, per axis (0 inside it)
+    outside_rows = (top - rows).clamp_min(0) + (rows - (top + image.shape[1] - 1)).clamp_min(0)
+    outside_cols = (left - cols).clamp_min(0) + (cols - (left + image.shape[2] - 1)).clamp_min(0)
+    distance = torch.maximum(outside_rows, outside_cols)
+    if feathering > 0:
+        hole = (distance / (feathering + 1)).clamp(max=1.0)
+    else:
+        hole = (distance > 0).float()
+    return padded, hole.expand(image.shape[0], -1, -1).contiguous()
