@@ -46,8 +46,9 @@ def ding_restore_options_inputs():
                               "photo through the VAE decoder's derivatives (and so does the last one, whatever "
                               "final_fit says). 0 (default): none. 1 (about the last third of the steps): as close as "
                               "linearized on blur, super-resolution and denoising in the pack's testbed, for about a "
-                              "third of its extra decoder passes; inpainting needs about 3. Noise levels are SD's "
-                              "sigmas; on flow models (SD3, Flux) sigma/(1-sigma)."}),
+                              "sixth of its decoder derivatives; inpainting needs about 3. The level is the noise-to-"
+                              "signal ratio: the schedule's own numbers on SD1.5 / SDXL; on SD3 and Flux a schedule "
+                              "value s means s/(1-s)."}),
     }
 
 
