@@ -17,7 +17,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 import comfy_harness  # noqa: E402
-from oracle_problems import node_defaults  # noqa: E402
+from oracle_problems import blockiness, image_psnr, jpeg_file_residual, node_defaults  # noqa: E402
 
 RESTORERS = {"DCDP, ending on the fit (the workflow's setting)": ("InverseDCDPRestore",
                                                                   {"skip_final_purification": True}),
@@ -25,21 +25,6 @@ RESTORERS = {"DCDP, ending on the fit (the workflow's setting)": ("InverseDCDPRe
              "DCDP, gradient fits (dc_solver momentum), ending on the fit": (
                  "InverseDCDPRestore", {"skip_final_purification": True, "dc_solver": "momentum"}),
              "Spin (node defaults)": ("InverseSpinRestore", {})}
-
-
-def psnr(image, truth):
-    return float(10 * torch.log10(1 / (image - truth).square().mean()))
-
-
-def blockiness(image):
-    jumps = (image[:, :, 1:] - image[:, :, :-1]).abs().mean(dim=(0, 1, 3))
-    border = torch.tensor([i % 8 == 7 for i in range(jumps.numel())])
-    return float(jumps[border].mean() / jumps[~border].mean())
-
-
-def file_residual(operator, image, jpeg):
-    pixels = [im.movedim(-1, 1) * 2 - 1 for im in (image, jpeg)]
-    return float((operator.forward(pixels[0]) - pixels[1]).square().mean().sqrt()) / 2
 
 
 def main():
@@ -56,15 +41,15 @@ def main():
     for quality in args.quality:
         operator = engine.nodes["InverseOperatorJPEG"]().build(quality, True, "straight-through")[0]
         jpeg = engine.nodes["InverseDegradeImage"]().degrade(faces, operator, 0.0, 0)[0]
-        print(f"| {quality} | the JPEG file | {psnr(jpeg, faces):.2f} | | 0 | {blockiness(jpeg):.2f} |", flush=True)
+        print(f"| {quality} | the JPEG file | {image_psnr(jpeg, faces):.2f} | | 0 | {blockiness(jpeg):.2f} |", flush=True)
         for label, (node_id, overrides) in RESTORERS.items():
             node = engine.nodes[node_id]
             samples = [getattr(node(), node.FUNCTION)(
                 model=model, positive=cond, negative=cond, vae=vae, measurement=jpeg, operator=operator,
                 **dict(node_defaults(node), seed=seed, **overrides))[0] for seed in range(args.seeds)]
-            residual = max(file_residual(operator, sample, jpeg) for sample in samples)
-            print(f"| {quality} | {label} | {psnr(samples[0], faces):.2f} | "
-                  f"{psnr(torch.stack(samples).mean(0), faces):.2f} | {residual:.4f} | "
+            residual = max(jpeg_file_residual(operator, sample, jpeg) for sample in samples)
+            print(f"| {quality} | {label} | {image_psnr(samples[0], faces):.2f} | "
+                  f"{image_psnr(torch.stack(samples).mean(0), faces):.2f} | {residual:.4f} | "
                   f"{blockiness(samples[0]):.2f} |", flush=True)
 
 

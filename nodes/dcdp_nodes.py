@@ -6,8 +6,7 @@ import torch
 from ..solvers import dcdp
 from . import comfy_compat, inputs, sockets
 from .operator_nodes import OPERATOR
-from .restoration import (RestorationCall, RunReport, check_schedule, describe_fits, describe_run, restored_latent,
-                          sample_restoration)
+from .restoration import RestorationCall, RunReport, check_schedule, describe_fits, describe_run, restored_latent
 from .vae_bridge import pixels_to_image
 
 log = logging.getLogger("inverse_samplers")
@@ -166,7 +165,8 @@ class DCDPRestore:
         sampler = comfy_compat.ksampler(sample_dcdp_comfy, {
             "vae": vae, "measurement": measurement, "operator": operator, "options": settings, "report": report,
             "tiled_vae": tiled_vae})
-        sample_restoration(model, sampler, sigmas, positive, negative, cfg, latent, seed)
+        comfy_compat.sample_custom(model, sampler, sigmas, positive, negative, cfg, latent, seed,
+                                   start_noise=False)  # DCDP draws its own start
         info = (f"DCDP ({operator.describe()}): {settings.outer_iterations} rounds, "
                 f"{describe_run(report, cfg, fit_iteration_name(operator, settings))}")
         return (pixels_to_image(report.final_pixels), info)

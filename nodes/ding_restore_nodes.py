@@ -7,7 +7,7 @@ from ..solvers import ding, ding_restore
 from . import comfy_compat, inputs, sockets, vae_bridge
 from .ding_sampler import ding_options_inputs
 from .operator_nodes import OPERATOR
-from .restoration import RestorationCall, RunReport, describe_run, restored_latent, sample_restoration
+from .restoration import RestorationCall, RunReport, describe_run, restored_latent
 
 log = logging.getLogger("inverse_samplers")
 
@@ -62,6 +62,12 @@ def exact_final_fit(final_fit, latent_solver):
     return latent_solver == "pixel" and final_fit == "exact"
 
 
+def exact_steps(latent_solver, final_fit, exact_below_noise):
+    """(exact final fit, noise level below which the transitions are exact) of a run: the pixel solver's
+    options; (False, 0) for linearized, whose every step already goes through the decoder's derivatives."""
+    return exact_final_fit(final_fit, latent_solver), (exact_below_noise if latent_solver == "pixel" else 0.0)
+
+
 def describe_exact_steps(exact_final, exact_below):
     if exact_below > 0:
         return f", exact below noise {exact_below:g} and final fit"
@@ -108,8 +114,7 @@ def sample_ding_restore_comfy(model, x, sigmas, extra_args=None, callback=None, 
     call = RestorationCall(model, x, extra_args, vae, measurement, operator, "DInG restore", report, tiled_vae)
     base_model = model.inner_model.inner_model
     options = ding_restore.SolveOptions(tolerance=solver_tolerance, max_iterations=solver_iterations)
-    exact_final = exact_final_fit(final_fit, latent_solver)
-    exact_below = exact_below_noise if latent_solver == "pixel" else 0.0
+    exact_final, exact_below = exact_steps(latent_solver, final_fit, exact_below_noise)
     differentiable = (differentiable_decoder(vae, base_model.latent_format, x.device)
                       if latent_solver == "linearized" or exact_final or exact_below > 0 else None)
     observation = ding_restore.latent_observation(
@@ -195,13 +200,12 @@ class DInGRestore:
         report = RunReport()
         sampler = comfy_compat.ksampler(sample_ding_restore_comfy, {
             "vae": vae, "measurement": measurement, "operator": operator, "report": report, **options})
-        samples = sample_restoration(model, sampler, sigmas, positive, negative, cfg, latent, seed, start_noise=True)
+        samples = comfy_compat.sample_custom(model, sampler, sigmas, positive, negative, cfg, latent, seed)
         image = vae_bridge.decode(vae, samples, options.get("tiled_vae", "auto"))
         report.decodes += 1
         solver = options["latent_solver"]
-        exact_final = exact_final_fit(options.get("final_fit", "approximate"), solver)
-        exact_below = options.get("exact_below_noise", 0.0) if solver == "pixel" else 0.0
-        info = (f"DInG restore ({operator.describe()}, {solver}{describe_exact_steps(exact_final, exact_below)}): "
+        exact = exact_steps(solver, options.get("final_fit", "approximate"), options.get("exact_below_noise", 0.0))
+        info = (f"DInG restore ({operator.describe()}, {solver}{describe_exact_steps(*exact)}): "
                 f"{len(sigmas) - 1} steps, {describe_run(report, cfg)}")
         return (image, {"samples": samples}, info)
 

@@ -192,6 +192,12 @@ class ComposeOperators(_OperatorNode):
         return (operators.Composed([stage for stage in (first, second, third) if stage is not None]),)
 
 
+def measurement_image(operator, measurement):
+    """A measurement y of `operator` (pixels in [−1, 1]) as the IMAGE a restore node takes: RGB even where the
+    operator measures one grey channel."""
+    return pixels_to_image(operator.measurement_as_pixels(measurement))
+
+
 class DegradeImage:
     DESCRIPTION = "Simulate a measurement: apply the operator to a clean IMAGE and add Gaussian noise (seeded)."
     CATEGORY = CATEGORY
@@ -216,7 +222,7 @@ class DegradeImage:
         pixels = image_to_pixels(check_image(image), "cpu")
         operator.check_fits(pixels.shape, "image")
         measured = operator.simulate(pixels, 2.0 * noise_std, torch.Generator().manual_seed(seed))
-        return (pixels_to_image(operator.measurement_as_pixels(measured)),)
+        return (measurement_image(operator, measured),)
 
 
 class EstimateNoise:

@@ -137,9 +137,3 @@ def restored_latent(model, vae, measurement, operator):
     inputs.check_latent_fits_model(model.model, pixel_shape[-2] // scale, pixel_shape[-1] // scale, scale,
                                    "measurement", "give a measurement whose restored image is that size")
     return torch.zeros(pixel_shape[0], channels, pixel_shape[-2] // scale, pixel_shape[-1] // scale)
-
-
-def sample_restoration(model, sampler, sigmas, positive, negative, cfg, latent, seed, start_noise=False):
-    """The all-in-one nodes' sampling call, with progress and previews as in SamplerCustom. Spin and
-    DCDP draw their own start, so ComfyUI adds no noise unless `start_noise` (DInG starts from it)."""
-    return comfy_compat.sample_custom(model, sampler, sigmas, positive, negative, cfg, latent, seed, start_noise)

@@ -6,8 +6,7 @@ import torch
 from ..solvers import spin
 from . import comfy_compat, inputs, sockets, vae_bridge
 from .operator_nodes import OPERATOR
-from .restoration import (RestorationCall, RunReport, check_schedule, describe_fits, describe_run, restored_latent,
-                          sample_restoration)
+from .restoration import RestorationCall, RunReport, check_schedule, describe_fits, describe_run, restored_latent
 
 log = logging.getLogger("inverse_samplers")
 
@@ -190,7 +189,8 @@ class SpinRestore:
         latent = restored_latent(model, vae, measurement, operator)
         sampler = spin_ksampler(vae, measurement, operator, warm_start_strength, settings, report, tiled_vae)
         sigmas = comfy_compat.compute_sigmas(model, scheduler, steps, 1.0)
-        samples = sample_restoration(model, sampler, sigmas, positive, negative, cfg, latent, seed)
+        samples = comfy_compat.sample_custom(model, sampler, sigmas, positive, negative, cfg, latent, seed,
+                                             start_noise=False)  # Spin draws its own start
         image = vae_bridge.decode(vae, samples, tiled_vae)
         report.decodes += 1
         run = warm_start_sigmas(sigmas, warm_start_strength)

@@ -20,7 +20,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .operators import Operator
+from .operators import Operator, require_rgb
 
 ROUNDINGS = ("straight-through", "smooth")
 BLOCK = 8
@@ -183,8 +183,7 @@ class JPEG(Operator):
         return self._pixels(moved - coefficients)
 
     def check_fits(self, image_shape, socket):
-        if image_shape[1] != 3:
-            raise ValueError(f"{socket}: {image_shape[1]} channels, but the JPEG operator takes RGB images")
+        require_rgb(image_shape, socket, "JPEG")
 
     def initial_guess(self, y):
         return y.clamp(-1, 1)  # the decoded JPEG itself

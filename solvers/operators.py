@@ -265,6 +265,14 @@ class Downsample(Operator):
         return F.interpolate(y, scale_factor=self.factor, mode="bicubic", align_corners=False).clamp(-1, 1)
 
 
+def require_rgb(image_shape, socket: str, operator_name: str):
+    """A clear error, naming the socket, where an operator that mixes the colour channels meets another count."""
+    channels = image_shape[1]
+    if channels != 3:
+        raise ValueError(f"{socket}: {channels} channel{'' if channels == 1 else 's'}, but the {operator_name} "
+                         "operator takes RGB images")
+
+
 LUMINANCE_WEIGHTS = {"Rec. 601 (SD video, most photo editors)": (0.299, 0.587, 0.114),
                      "Rec. 709 (HD video, sRGB)": (0.2126, 0.7152, 0.0722),
                      "equal (average of R, G, B)": (1.0, 1.0, 1.0)}
@@ -288,8 +296,7 @@ class Greyscale(Operator):
         return self.weights.to(like.device, like.dtype).view(1, 3, 1, 1)
 
     def forward(self, x):
-        if x.shape[1] != 3:
-            raise ValueError(f"greyscale: the image has {x.shape[1]} channels, expected 3 (RGB)")
+        self.check_fits(x.shape, "image")
         return (x * self._weights(x)).sum(1, keepdim=True)
 
     def adjoint(self, y):
@@ -304,9 +311,7 @@ class Greyscale(Operator):
         return (b, 1, h, w)
 
     def check_fits(self, image_shape, socket):
-        if image_shape[1] != 3:
-            plural = "" if image_shape[1] == 1 else "s"
-            raise ValueError(f"{socket}: {image_shape[1]} channel{plural}, but the greyscale operator takes RGB images")
+        require_rgb(image_shape, socket, "greyscale")
 
     def gram_diagonal(self, measurement_like):
         return torch.full_like(measurement_like, float(self.weights.double().square().sum()))

@@ -60,7 +60,7 @@ def test_both_roundings_compress_alike_and_give_gradients(pack, generator):
         (operator.forward(probe) - compressed.flip(0)).square().sum().backward()
         assert torch.isfinite(probe.grad).all() and probe.grad.abs().sum() > 0
     assert not straight.linear
-    with pytest.raises(ValueError, match="image: 1 channels, but the JPEG operator takes RGB"):
+    with pytest.raises(ValueError, match="image: 1 channel, but the JPEG operator takes RGB"):
         straight.check_fits((1, 1, 8, 8), "image")
     with pytest.raises(ValueError, match="quality must be 1..100"):
         jpeg.JPEG(0)
@@ -101,20 +101,13 @@ def test_jpeg_projection_lands_in_the_measured_quantisation_cells(pack, generato
         assert float(projected.min()) >= -1 and float(projected.max()) <= 1
 
 
-def blockiness(image):
-    """Mean jump between horizontal neighbours across 8-px block borders over the mean jump elsewhere."""
-    jumps = (image[:, :, 1:] - image[:, :, :-1]).abs().mean(dim=(0, 1, 3))
-    border = torch.tensor([i % 8 == 7 for i in range(jumps.numel())])
-    return float(jumps[border].mean() / jumps[~border].mean())
-
-
 def test_dcdp_removes_jpeg_blocks_and_stays_consistent_with_the_file(engine):
     """The face prior (exact model of 25x25 faces), a JPEG at quality 10: DCDP ending on its fit (the projection)
     gives faces whose JPEG is the file, without the file's blocks, about as close to the truth as the file (a
     sample, not the posterior mean). Measured: JPEG residual 0.0027 (0..1 units), blockiness 0.79 (JPEG 1.29,
     truth 0.72), PSNR 21.4 dB per sample and 22.1 dB for the mean of four (JPEG 22.7 dB); gradient steps
     through the rounding (dc_solver momentum) end 0.006 off the file."""
-    from oracle_problems import node_defaults
+    from oracle_problems import blockiness, image_psnr, jpeg_file_residual, node_defaults
     model, vae, faces, _, cond = engine.nodes["InverseFacePriorLoader"]().load("eps", 4)
     operator = engine.nodes["InverseOperatorJPEG"]().build(10, True, "straight-through")[0]
     jpeg = engine.nodes["InverseDegradeImage"]().degrade(faces, operator, 0.0, 0)[0]
@@ -125,12 +118,11 @@ def test_dcdp_removes_jpeg_blocks_and_stays_consistent_with_the_file(engine):
         return node().restore(model=model, positive=cond, negative=cond, vae=vae, measurement=jpeg,
                               operator=operator, **options)[0]
 
-    def file_residual(image):   # RMS of JPEG(image) − the file, 0..1 units
-        pixels = [im.movedim(-1, 1) * 2 - 1 for im in (image, jpeg)]
-        return float((operator.forward(pixels[0]) - pixels[1]).square().mean().sqrt()) / 2
+    def file_residual(image):
+        return jpeg_file_residual(operator, image, jpeg)
 
     def psnr(image):
-        return float(10 * torch.log10(1 / (image - faces).square().mean()))
+        return image_psnr(image, faces)
     samples = [restore(seed) for seed in range(4)]
     assert max(file_residual(sample) for sample in samples) < 0.005
     assert max(blockiness(sample) for sample in samples) < 0.9 < 1.2 < blockiness(jpeg)
