@@ -73,3 +73,32 @@ def sample_custom(model, sampler, sigmas, positive, negative, cfg, latent, seed,
     return comfy.sample.sample_custom(model, noise, cfg, sampler, sigmas, positive, negative, latent,
                                       noise_mask=noise_mask,
                                       callback=latent_preview.prepare_callback(model, len(sigmas) - 1), seed=seed)
+
+
+def is_inpainting_model(model_patcher) -> bool:
+    """Whether the model takes the hole and the picture around it as extra input channels, filled by ComfyUI's
+    InpaintModelConditioning: SD's 9-channel inpainting UNets (SD1.5, SD2, SDXL) and Flux Fill."""
+    base = model_patcher.model
+    if "masked_image" in getattr(base, "concat_keys", ()):
+        return True
+    unet = base.model_config.unet_config
+    return unet.get("image_model") == "flux" and unet.get("in_channels", 0) > 2 * unet.get("out_channels", 16)
+
+
+def has_inpaint_inputs(conditioning) -> bool:
+    return any("concat_latent_image" in entry[1] or "concat_mask" in entry[1] for entry in conditioning)
+
+
+def with_inpaint_inputs(conditioning, masked_image_latent, hole_mask):
+    """The conditioning InpaintModelConditioning makes: every entry carries the masked picture's latent and
+    the pixel hole mask [B, H, W] (1 = generate)."""
+    concat_mask = hole_mask.reshape(-1, 1, *hole_mask.shape[-2:])
+    return [[entry[0], dict(entry[1], concat_latent_image=masked_image_latent, concat_mask=concat_mask)]
+            for entry in conditioning]
+
+
+def conditioned_concat_masks(model):
+    """The inpainting-model masks (InpaintModelConditioning's) in the conditioning of a KSAMPLER's model."""
+    conds = getattr(model.inner_model, "conds", None) or {}
+    return [entry["concat_mask"] for group in conds.values() for entry in group or ()
+            if entry.get("concat_mask") is not None]

@@ -137,6 +137,10 @@ def _sample(model, positive, negative, vae, rgb, hole, seed, steps, cfg, schedul
     sigmas = comfy_compat.compute_sigmas(model, scheduler, steps, denoise)
     if sigmas is None:
         return None, latent, "DInG: denoise is 0, nothing sampled (0 network calls)"
+    conditioned = comfy_compat.is_inpainting_model(model)
+    replaced = conditioned and comfy_compat.has_inpaint_inputs(positive + negative)
+    if conditioned:
+        positive, negative = _inpainting_model_inputs(vae, positive, negative, padded, observed, seed)
     sampler = comfy_compat.ksampler(sample_ding_comfy, {
         "obs_std": obs_std, "eta_schedule": eta_schedule, "eta_scale": eta_scale, "variant": variant})
     samples = comfy_compat.sample_custom(model, sampler, sigmas, positive, negative, cfg, latent, seed,
@@ -144,5 +148,17 @@ def _sample(model, positive, negative, vae, rgb, hole, seed, steps, cfg, schedul
     decoded = vae_bridge.decode(vae, samples)[:, :rgb.shape[1], :rgb.shape[2]].to(rgb.device)
     calls = ding.network_calls(sigmas, variant)
     info = (f"DInG ({variant}): {len(sigmas) - 1} steps, {calls} network calls"
-            + (f" ({2 * calls} model passes with CFG)" if cfg != 1.0 else ""))
+            + (f" ({2 * calls} model passes with CFG)" if cfg != 1.0 else "")
+            + ("; inpainting model shown DInG's hole" if conditioned else "")
+            + (" (in place of InpaintModelConditioning's)" if replaced else ""))
     return decoded, samples, info
+
+
+def _inpainting_model_inputs(vae, positive, negative, padded, observed, seed):
+    """What InpaintModelConditioning would give an inpainting model (SD 9-channel, Flux Fill), made from the hole
+    DInG fills (the latent cells it treats as unknown, which mask_threshold / mask_grow may widen), so the model
+    and DInG agree on it; it takes the place of any InpaintModelConditioning inputs the conditioning carries."""
+    hole = masks.hole_in_pixels(observed, padded.shape[1:3])
+    masked_image_latent = encode_reproducibly(vae, masks.grey_out_hole(padded, hole), seed)
+    return (comfy_compat.with_inpaint_inputs(positive, masked_image_latent, hole),
+            comfy_compat.with_inpaint_inputs(negative, masked_image_latent, hole))

@@ -28,6 +28,11 @@ def sample_ding_comfy(model, x, sigmas, extra_args=None, callback=None, disable=
             "DInG sampler: latent_image has no mask. Set one with SetLatentNoiseMask (or "
             "InpaintModelConditioning with noise_mask on) so DInG knows which region to fill.")
     inputs.check_noise_mask(hole_mask)
+    concat_masks = comfy_compat.conditioned_concat_masks(model)
+    inputs.check_concat_masks_agree(concat_masks, hole_mask)
+    if not concat_masks and comfy_compat.is_inpainting_model(model.inner_model.model_patcher):
+        log.warning("DInG sampler: an inpainting model without InpaintModelConditioning sees no greyed-out hole; "
+                    "connect InpaintModelConditioning (same image and mask) before the sampler")
     observation = model.latent_image
     if float(hole_mask.max()) <= 0:
         log.warning("DInG sampler: the mask is empty (nothing to inpaint); returning the input latent unchanged.")

@@ -54,6 +54,18 @@ def latent_observed_mask(hole_mask: torch.Tensor, latent_size, mode: str = "thre
     return torch.minimum(observed, gaussian_blur(observed, feather))
 
 
+def hole_in_pixels(observed_mask: torch.Tensor, pixel_size) -> torch.Tensor:
+    """The latent hole 1 − M spread over each cell's pixels: [B, H, W]."""
+    return F.interpolate(1.0 - observed_mask, size=tuple(pixel_size), mode="nearest")[:, 0]
+
+
+def grey_out_hole(image: torch.Tensor, hole_mask: torch.Tensor) -> torch.Tensor:
+    """The picture an inpainting model (SD 9-channel, Flux Fill) sees beside its noisy latent: mid-grey where
+    the rounded hole is, the image elsewhere; as ComfyUI's InpaintModelConditioning makes it. [B, H, W, C]."""
+    hole = hole_mask.round()[..., None].to(image.dtype)
+    return image * (1.0 - hole) + 0.5 * hole
+
+
 def paste_weights(hole_mask: torch.Tensor, feather_px: float) -> torch.Tensor:
     """Per-pixel weight of the generated image in a paste-back, [B, H, W, 1].
 

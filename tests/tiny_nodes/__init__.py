@@ -18,8 +18,11 @@ UNET = {"image_size": 32, "model_channels": 32, "num_res_blocks": [1, 1], "chann
         "context_dim": 32, "use_spatial_transformer": True, "use_linear_in_transformer": True, "legacy": False,
         "adm_in_channels": None, "dtype": torch.float32, "use_temporal_resblock": False,
         "use_temporal_attention": False, "num_heads": -1, "num_head_channels": 16}
-FAMILIES = ("sd15", "sd2_v", "unet_flow", "sd3", "flux")
-CHANNELS = {"sd15": 4, "sd2_v": 4, "unet_flow": 16, "sd3": 16, "flux": 16}
+FAMILIES = ("sd15", "sd2_v", "unet_flow", "sd3", "flux", "sd15_inpaint", "flux_fill")
+CHANNELS = {"sd15": 4, "sd2_v": 4, "unet_flow": 16, "sd3": 16, "flux": 16, "sd15_inpaint": 4, "flux_fill": 16}
+FLUX = {"image_model": "flux", "in_channels": 16, "out_channels": 16, "vec_in_dim": 32, "context_in_dim": 32,
+        "hidden_size": 64, "mlp_ratio": 2.0, "num_heads": 2, "depth": 1, "depth_single_blocks": 1, "axes_dim": [8, 12, 12],
+        "theta": 10000, "patch_size": 2, "qkv_bias": True, "guidance_embed": True}
 
 
 def _fill(module, seed, fan_in=False):
@@ -40,7 +43,7 @@ def _fill(module, seed, fan_in=False):
 
 
 def _unet_config(channels, **extra):
-    return dict(UNET, in_channels=channels, out_channels=channels, **extra)
+    return dict(UNET, **{"in_channels": channels, "out_channels": channels, **extra})
 
 
 def tiny_base_model(family):
@@ -63,13 +66,14 @@ def tiny_base_model(family):
                        "context_embedder_config": {"target": "torch.nn.Linear",
                                                    "params": {"in_features": 32, "out_features": 128}},
                        "pos_embed_max_size": 16, "num_patches": 256, "pos_embed_scaling_factor": None}).get_model({})
-    if family == "flux":
+    if family in ("flux", "flux_fill"):
         if not hasattr(SM, "Flux"):
             raise ValueError("tiny flux: this ComfyUI engine has no Flux support")
-        return SM.Flux({"image_model": "flux", "in_channels": 16, "out_channels": 16, "vec_in_dim": 32,
-                        "context_in_dim": 32, "hidden_size": 64, "mlp_ratio": 2.0, "num_heads": 2, "depth": 1,
-                        "depth_single_blocks": 1, "axes_dim": [8, 12, 12], "theta": 10000, "patch_size": 2,
-                        "qkv_bias": True, "guidance_embed": True}).get_model({})
+        if family == "flux_fill":  # ComfyUI's FluxInpaint: 16 noisy + 16 masked-image + 64 mask channels
+            return SM.FluxInpaint(dict(FLUX, in_channels=96)).get_model({})
+        return SM.Flux(FLUX).get_model({})
+    if family == "sd15_inpaint":  # SD's 9-channel inpainting UNet: 4 noisy + 1 mask + 4 masked-image channels
+        return SM.SD15(_unet_config(9, out_channels=4)).get_model({})
     raise ValueError(f"unknown tiny family {family!r}; one of {FAMILIES}")
 
 
