@@ -150,7 +150,9 @@ def _sample(model, positive, negative, vae, rgb, hole, seed, steps, cfg, schedul
     info = (f"DInG ({variant}): {len(sigmas) - 1} steps, {calls} network calls"
             + (f" ({2 * calls} model passes with CFG)" if cfg != 1.0 else "")
             + ("; inpainting model shown DInG's hole" if conditioned else "")
-            + (" (in place of InpaintModelConditioning's)" if replaced else ""))
+            + (" (in place of InpaintModelConditioning's)" if replaced else "")
+            + ("; mask scheduled by the model's mask function (Differential Diffusion)"
+               if "denoise_mask_function" in model.model_options else ""))
     return decoded, samples, info
 
 

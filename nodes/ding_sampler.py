@@ -53,9 +53,28 @@ def sample_ding_comfy(model, x, sigmas, extra_args=None, callback=None, disable=
             callback({"x": state, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": x0})
 
     return ding.sample_ding(denoise, x, sigmas, observation, 1.0 - hole_mask, param,
-                            solver_generator(seed),
+                            solver_generator(seed), observed_mask_at=scheduled_observed_mask(model, extra_args, hole_mask),
                             obs_std=obs_std, eta_schedule=eta_schedule, eta_scale=eta_scale, variant=variant,
                             callback=report, check_interrupt=comfy_compat.check_interrupt)
+
+
+def scheduled_observed_mask(model, extra_args, hole_mask):
+    """A model patched with a mask function (Differential Diffusion) turns the mask into a schedule: at each
+    step ComfyUI's inpainting regenerates what the function returns for that noise level (for Differential
+    Diffusion, the cells whose mask value reaches a threshold falling from 1 to 0). DInG then treats exactly
+    the rest as known at that step: M(σ) = 1 − f(σ, mask). None when the model carries no such function."""
+    mask_function = ((extra_args or {}).get("model_options") or {}).get("denoise_mask_function")
+    if mask_function is None:
+        return None
+    log.info("DInG sampler: the model's mask function (Differential Diffusion) sets the known region of each step")
+    sigma_in = hole_mask.new_ones([hole_mask.shape[0]])
+
+    def observed_mask_at(sigma):
+        step_hole = mask_function(sigma * sigma_in, hole_mask, extra_options={"model": model.inner_model,
+                                                                              "sigmas": model.sigmas})
+        return 1.0 - inputs.check_noise_mask(step_hole, "model (its denoise mask function, e.g. Differential "
+                                                        "Diffusion)")
+    return observed_mask_at
 
 
 def ding_options_inputs():

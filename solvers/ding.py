@@ -13,7 +13,7 @@ other step (ding_restore.md §1). `sample_posterior` is the one loop; it takes a
 `MaskObservation` here, the linear-operator ones in ding_restore.py.
 """
 import math
-from typing import Callable, Optional, Protocol
+from typing import Callable, Optional, Protocol, Union
 
 import torch
 
@@ -149,15 +149,21 @@ class MaskObservation:
 
 def sample_ding(denoise: Denoiser, x: torch.Tensor, sigmas, observation: torch.Tensor,
                 observed_mask: torch.Tensor, param: Parameterisation, generator: torch.Generator, *,
-                obs_std: float = 0.01, **options) -> torch.Tensor:
+                obs_std: float = 0.01, observed_mask_at: Optional[Callable[[float], torch.Tensor]] = None,
+                **options) -> torch.Tensor:
     """DInG inpainting over `sigmas` (descending) from the state `x` at sigmas[0].
 
     observation: y in the latent coordinates of x̂0 (clean, not noised); observed_mask: M ∈ [0, 1]
-    broadcastable to x, 1 = known. Options as in `sample_posterior`.
+    broadcastable to x, 1 = known. observed_mask_at(σ), if given, is M at each step's noise level σ
+    instead (a mask that changes along the schedule, as Differential Diffusion makes it). Options as in
+    `sample_posterior`.
     """
     work_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-    model = MaskObservation(observation, observed_mask, obs_std).to(x.device, work_dtype)
-    return sample_posterior(denoise, x, sigmas, model, param, generator, **options)
+
+    def observation_at(sigma):
+        mask = observed_mask if observed_mask_at is None else observed_mask_at(sigma)
+        return MaskObservation(observation, mask, obs_std).to(x.device, work_dtype)
+    return sample_posterior(denoise, x, sigmas, observation_at, param, generator, **options)
 
 
 def _reverse_step(x, x0, sigma_t, sigma_s, observation, param, generator, denoised, eta_schedule, eta_scale,
@@ -176,11 +182,13 @@ def _reverse_step(x, x0, sigma_t, sigma_s, observation, param, generator, denois
                                   noise_guess, generator)
 
 
-def sample_posterior(denoise: Denoiser, x: torch.Tensor, sigmas, observation: Observation, param: Parameterisation,
+def sample_posterior(denoise: Denoiser, x: torch.Tensor, sigmas,
+                     observation: Union[Observation, Callable[[float], Observation]], param: Parameterisation,
                      generator: torch.Generator, *, eta_schedule: str = "fm_square", eta_scale: float = 1.0,
                      variant: str = "ding", exact_every: int = 1, callback: Optional[Callable] = None,
                      check_interrupt: Optional[Callable[[], None]] = None) -> torch.Tensor:
-    """The DInG loop (ding.md §2) for any `Observation`.
+    """The DInG loop (ding.md §2) for any `Observation`, or for a function of the step's noise level σ_t
+    that gives each step's observation (one that changes along the schedule).
 
     Returns x at sigmas[-1], or the final x̂0 conditioned on y when sigmas[-1] = 0. exact_every > 1
     conditions only the steps `conditioned_steps` names. callback(i, x, x0, sigma) is called once per step.
@@ -196,11 +204,13 @@ def sample_posterior(denoise: Denoiser, x: torch.Tensor, sigmas, observation: Ob
     def denoised(state, sigma):
         return denoise(state, sigma).to(work_dtype)
 
+    observation_at = observation if callable(observation) else (lambda sigma: observation)
     for i, (sigma_t, sigma_s) in enumerate(zip(sigma_values[:-1], sigma_values[1:])):
         if check_interrupt is not None:
             check_interrupt()
         if sigma_s == sigma_t:
             continue
+        observation = observation_at(sigma_t)
         x0 = denoised(x, sigma_t)
         if sigma_s <= 0:  # final step: transitions never target σ = 0 (§2, pitfall 2)
             # x̂0's prior std: the noise level one step up. The transition into σ_last barely reads y

@@ -105,6 +105,53 @@ def tiny_conditioning(text, batch=1):
              {"pooled_output": torch.randn(batch, 32, generator=generator), "guidance": 3.5}]]
 
 
+def write_tiny_lora(model, path, seed=0, rank=2):
+    """A LoRA file (kohya key names, as ComfyUI's LoraLoader reads them) for every linear layer of a tiny
+    model's network: up·down of rank `rank`, scaled so it changes the output clearly."""
+    import comfy.lora
+    import safetensors.torch
+    generator = torch.Generator().manual_seed(seed)
+    weights = dict(model.model.named_parameters())
+    tensors = {}
+    for lora_key, weight_key in comfy.lora.model_lora_keys_unet(model.model, {}).items():
+        weight = weights.get(weight_key if isinstance(weight_key, str) else "")
+        if not lora_key.startswith("lora_unet_") or weight is None or weight.ndim != 2:
+            continue
+        tensors[f"{lora_key}.lora_up.weight"] = torch.randn(weight.shape[0], rank, generator=generator) * 0.3
+        tensors[f"{lora_key}.lora_down.weight"] = torch.randn(rank, weight.shape[1], generator=generator) * 0.3
+        tensors[f"{lora_key}.alpha"] = torch.tensor(float(rank))
+    if not tensors:
+        raise ValueError("tiny LoRA: no linear layer of the model has a LoRA key")
+    safetensors.torch.save_file(tensors, str(path))
+    return len(tensors) // 3
+
+
+def tiny_controlnet(seed=0):
+    """A random ControlNet for the tiny SD1.5 UNet, built as ComfyUI's loader builds an SD ControlNet (its zero
+    convolutions random, so the control visibly acts)."""
+    import comfy.cldm.cldm
+    import comfy.controlnet
+    config = _unet_config(4, hint_channels=3, device=None)
+    config.pop("out_channels")
+    control_model = _fill(comfy.cldm.cldm.ControlNet(**config), seed + 7, fan_in=True)
+    return comfy.controlnet.ControlNet(control_model, load_device=mm.get_torch_device())
+
+
+class TinyControlNetLoader:
+    """Stands in for ControlNetLoader: a tiny random ControlNet for the sd15 family."""
+    RETURN_TYPES = ("CONTROL_NET",)
+    FUNCTION = "load"
+    CATEGORY = "_for_testing"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"seed": ("INT", {"default": 0, "min": 0})}}
+
+    def load(self, seed):
+        with torch.random.fork_rng():
+            return (tiny_controlnet(seed),)
+
+
 class TinyCheckpointLoader:
     """Stands in for CheckpointLoaderSimple: (MODEL, CLIP, VAE) of a tiny random model."""
     RETURN_TYPES = ("MODEL", "CLIP", "VAE")
@@ -117,7 +164,9 @@ class TinyCheckpointLoader:
                 "optional": {"vae_init": (["small", "fan_in"], {"default": "small"})}}
 
     def load(self, family, seed, vae_init="small"):
-        return (tiny_model(family, seed), {"family": family}, tiny_vae(CHANNELS[family], seed, vae_init == "fan_in"))
+        with torch.random.fork_rng():  # module constructors draw their (overwritten) init from the global RNG
+            return (tiny_model(family, seed), {"family": family},
+                    tiny_vae(CHANNELS[family], seed, vae_init == "fan_in"))
 
 
 class TinyTextEncode:
@@ -256,7 +305,7 @@ class PreviewAnyStandIn:
 NODE_CLASS_MAPPINGS = {"TinyCheckpointLoader": TinyCheckpointLoader, "TinyTextEncode": TinyTextEncode,
                        "TinyLoadImage": TinyLoadImage, "TinyDecodableImage": TinyDecodableImage,
                        "TinyCapture": TinyCapture, "TestbedCheckpointLoader": TestbedCheckpointLoader,
-                       "TestbedPhoto": TestbedPhoto}
+                       "TestbedPhoto": TestbedPhoto, "TinyControlNetLoader": TinyControlNetLoader}
 try:
     import importlib.util
     _core_has_preview_any = importlib.util.find_spec("comfy_extras.nodes_preview_any") is not None
