@@ -14,7 +14,8 @@ class DInGInpaint:
     DESCRIPTION = ("Inpaint with DInG (Moufad et al. 2026, \"Efficient Zero-Shot Inpainting with Decoupled Diffusion "
                    "Guidance\") on any checkpoint: fills the masked region so that at every step it agrees with the "
                    "rest of the image (2 network calls per step). Feathered paste-back (on by default) keeps every "
-                   "pixel outside the mask exactly as it was.")
+                   "pixel outside the mask exactly as it was. Inpainting checkpoints (SD inpainting, Flux Fill) are shown "
+                   "the hole themselves.")
     CATEGORY = "sampling/inverse"
     RETURN_TYPES = ("IMAGE", "LATENT", "STRING")
     RETURN_NAMES = ("image", "latent", "info")

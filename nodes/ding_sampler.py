@@ -102,8 +102,9 @@ def ding_options_inputs():
 class DInGSampler:
     DESCRIPTION = ("DInG inpainting sampler (Moufad et al. 2026, \"Efficient Zero-Shot Inpainting with Decoupled "
                    "Diffusion Guidance\") for SamplerCustom / SamplerCustomAdvanced: fills the masked region so it "
-                   "agrees with the rest of the image. Give the latent a mask (SetLatentNoiseMask). Cost: 2 network "
-                   "calls per step + 1 (delayed: 1 per step + 1).")
+                   "agrees with the rest of the image. Give the latent a mask (SetLatentNoiseMask; with an inpainting "
+                   "checkpoint such as Flux Fill, InpaintModelConditioning). Cost: 2 network calls per step + 1 "
+                   "(delayed: 1 per step + 1).")
     CATEGORY = "sampling/custom_sampling/samplers"
     RETURN_TYPES = ("SAMPLER",)
     RETURN_NAMES = ("sampler",)

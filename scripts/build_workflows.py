@@ -19,13 +19,26 @@ SD15 = "v1-5-pruned-emaonly-fp16.safetensors"
 SD35 = "sd3.5_medium_incl_clips_t5xxlfp8scaled.safetensors"
 SDXL_TURBO = "sd_xl_turbo_1.0_fp16.safetensors"
 SDXL = "sd_xl_base_1.0.safetensors"
+SD15_INPAINTING = "sd-v1-5-inpainting.ckpt"
+FLUX_FILL = "flux1-fill-dev.safetensors"
+CLIP_L, T5XXL, FLUX_VAE = "clip_l.safetensors", "t5xxl_fp16.safetensors", "ae.safetensors"
 # the frontend's `models` metadata: a missing checkpoint is offered for download into models/checkpoints
 CHECKPOINT_URLS = {
     SD15: "https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/v1-5-pruned-emaonly-fp16.safetensors",
     SD35: "https://huggingface.co/Comfy-Org/stable-diffusion-3.5-fp8/resolve/main/sd3.5_medium_incl_clips_t5xxlfp8scaled.safetensors",
     SDXL_TURBO: "https://huggingface.co/stabilityai/sdxl-turbo/resolve/main/sd_xl_turbo_1.0_fp16.safetensors",
     SDXL: "https://huggingface.co/stabilityai/stable-diffusion-xl-base-1.0/resolve/main/sd_xl_base_1.0.safetensors",
+    SD15_INPAINTING: "https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-inpainting/resolve/main/sd-v1-5-inpainting.ckpt",
+    FLUX_FILL: "https://huggingface.co/black-forest-labs/FLUX.1-Fill-dev/resolve/main/flux1-fill-dev.safetensors",
+    CLIP_L: "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/clip_l.safetensors",
+    T5XXL: "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/t5xxl_fp16.safetensors",
+    FLUX_VAE: "https://huggingface.co/black-forest-labs/FLUX.1-schnell/resolve/main/ae.safetensors",
 }
+# the loader nodes whose files the frontend offers to download: (input names, models/ folder)
+MODEL_LOADERS = {"CheckpointLoaderSimple": (("ckpt_name",), "checkpoints"),
+                 "UNETLoader": (("unet_name",), "diffusion_models"),
+                 "DualCLIPLoader": (("clip_name1", "clip_name2"), "text_encoders"),
+                 "VAELoader": (("vae_name",), "vae")}
 PROMPT = "a photo of a cozy living room, natural light, detailed"
 NEGATIVE = "blurry, low quality, artifacts"
 DING_OPTIONS = {"variant": "ding", "eta_schedule": "fm_square", "eta_scale": 1.0, "obs_std": 0.01}
@@ -67,6 +80,48 @@ def sampler_custom_graph(checkpoint, steps, cfg):
         "11": {"class_type": "SaveImage", "inputs": {"images": ["12", 0], "filename_prefix": "ding_inpaint"}},
         "12": keep_unmasked_pixels(["4", 0], ["10", 0], ["4", 1]),
     })
+    return graph
+
+
+def inpainting_model_graph(checkpoint, steps, cfg):
+    """An inpainting checkpoint: InpaintModelConditioning shows it the hole and sets the latent's mask, which
+    DInG fills."""
+    graph = sampler_custom_graph(checkpoint, steps, cfg)
+    del graph["5"]
+    graph["6"] = {"class_type": "InpaintModelConditioning", "inputs": {
+        "positive": ["2", 0], "negative": ["3", 0], "vae": ["1", 2], "pixels": ["4", 0], "mask": ["4", 1],
+        "noise_mask": True}}
+    graph["9"]["inputs"].update(positive=["6", 0], negative=["6", 1], latent_image=["6", 2])
+    return graph
+
+
+def flux_fill_graph(steps=20, guidance=30.0):
+    """Flux Fill: its own loaders, Differential Diffusion (soft mask edges), InpaintModelConditioning, DInG."""
+    graph = {
+        "1": {"class_type": "UNETLoader", "inputs": {"unet_name": FLUX_FILL, "weight_dtype": "default"}},
+        "13": {"class_type": "DualCLIPLoader", "inputs": {"clip_name1": CLIP_L, "clip_name2": T5XXL, "type": "flux",
+                                                         "device": "default"}},
+        "14": {"class_type": "VAELoader", "inputs": {"vae_name": FLUX_VAE}},
+        "2": {"class_type": "CLIPTextEncode", "inputs": {"text": PROMPT, "clip": ["13", 0]},
+              "_meta": {"title": "Positive prompt"}},
+        "3": {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": ["2", 0]},
+              "_meta": {"title": "Negative (unused at cfg 1)"}},
+        "15": {"class_type": "FluxGuidance", "inputs": {"conditioning": ["2", 0], "guidance": guidance}},
+        "4": {"class_type": "LoadImage", "inputs": {"image": "example.png"}, "_meta": {"title": PAINT_MASK}},
+        "16": {"class_type": "DifferentialDiffusion", "inputs": {"model": ["1", 0], "strength": 1.0}},
+        "6": {"class_type": "InpaintModelConditioning", "inputs": {
+            "positive": ["15", 0], "negative": ["3", 0], "vae": ["14", 0], "pixels": ["4", 0], "mask": ["4", 1],
+            "noise_mask": True}},
+        "7": {"class_type": "InverseDInGSampler", "inputs": dict(DING_OPTIONS)},
+        "8": {"class_type": "BasicScheduler", "inputs": {"model": ["16", 0], "scheduler": "simple", "steps": steps,
+                                                         "denoise": 1.0}},
+        "9": {"class_type": "SamplerCustom", "inputs": {
+            "model": ["16", 0], "add_noise": True, "noise_seed": 0, "cfg": 1.0, "positive": ["6", 0],
+            "negative": ["6", 1], "sampler": ["7", 0], "sigmas": ["8", 0], "latent_image": ["6", 2]}},
+        "10": {"class_type": "VAEDecode", "inputs": {"samples": ["9", 0], "vae": ["14", 0]}},
+        "11": {"class_type": "SaveImage", "inputs": {"images": ["12", 0], "filename_prefix": "ding_flux_fill"}},
+        "12": keep_unmasked_pixels(["4", 0], ["10", 0], ["4", 1]),
+    }
     return graph
 
 
@@ -398,6 +453,30 @@ WORKFLOWS = {
 
 **Change:** `steps` / scheduler in BasicScheduler, `cfg` in SamplerCustom, `obs_std` in the DInG
 sampler (larger blends the border more). The composite at the end keeps every pixel outside the mask exactly as loaded."""),
+    "DInG inpaint with an inpainting checkpoint SD1.5 (SamplerCustom).json": (
+        lambda: inpainting_model_graph(SD15_INPAINTING, 20, 7.0), f"""\
+## DInG with an inpainting checkpoint
+**Checkpoint:** SD1.5 inpainting (`sd-v1-5-inpainting.ckpt`; ComfyUI offers the download if it is missing).
+SD2 and SDXL inpainting checkpoints work too, and ordinary checkpoints (they ignore what
+InpaintModelConditioning adds).
+
+**Load** a photo, right-click it, *Open in MaskEditor* and paint the area to fill. InpaintModelConditioning
+shows the model the hole and the picture around it and puts the mask on the latent; DInG fills exactly that
+hole (it stops with a clear message if the two masks ever differ).
+
+**Change:** `steps` / scheduler in BasicScheduler, `cfg` in SamplerCustom, the DInG sampler options. The
+composite at the end keeps every pixel outside the mask exactly as loaded."""),
+    "DInG inpaint Flux Fill (SamplerCustom).json": (lambda: flux_fill_graph(), f"""\
+## DInG with Flux Fill
+**Models:** `flux1-fill-dev.safetensors` (diffusion_models), `clip_l` and `t5xxl_fp16` (text_encoders),
+`ae.safetensors` (vae); ComfyUI offers the downloads if they are missing (Flux Fill needs a Hugging Face login).
+
+**Load** a photo, right-click it, *Open in MaskEditor* and paint the area to fill; soft brush edges are kept
+soft. InpaintModelConditioning shows Flux Fill the hole; Differential Diffusion turns a soft mask into a
+schedule (the softer a pixel, the later it opens), and DInG keeps as known whatever is closed at each step.
+
+**Change:** `guidance` in FluxGuidance (Flux Fill likes 30), `steps`, the DInG sampler options; remove
+Differential Diffusion for a hard-edged fill. The composite keeps every pixel outside the mask exactly."""),
     "DInG inpaint SD1.5 (all-in-one).json": (lambda: all_in_one_graph(SD15, 20, 7.0), f"""\
 ## DInG inpainting, one node
 {SD15_NOTE}
@@ -566,11 +645,17 @@ DInG Restore Sampler options."""),
 
 
 def checkpoint_models(graph):
-    """properties.models of each checkpoint loader: name, url, directory, as ComfyUI's own templates carry."""
-    return {node_id: {"models": [{"name": node["inputs"]["ckpt_name"], "url": CHECKPOINT_URLS[node["inputs"]["ckpt_name"]],
-                                  "directory": "checkpoints"}]}
-            for node_id, node in graph.items()
-            if node["class_type"] == "CheckpointLoaderSimple" and node["inputs"]["ckpt_name"] in CHECKPOINT_URLS}
+    """properties.models of each model loader: name, url, directory, as ComfyUI's own templates carry."""
+    properties = {}
+    for node_id, node in graph.items():
+        if node["class_type"] not in MODEL_LOADERS:
+            continue
+        names, directory = MODEL_LOADERS[node["class_type"]]
+        files = [node["inputs"][name] for name in names if node["inputs"][name] in CHECKPOINT_URLS]
+        if files:
+            properties[node_id] = {"models": [{"name": name, "url": CHECKPOINT_URLS[name], "directory": directory}
+                                              for name in files]}
+    return properties
 
 
 def graph(name):

@@ -169,6 +169,35 @@ class TinyCheckpointLoader:
                     tiny_vae(CHANNELS[family], seed, vae_init == "fan_in"))
 
 
+class TinyCLIPLoader:
+    """Stands in for DualCLIPLoader / CLIPLoader: the CLIP stand-in TinyTextEncode reads."""
+    RETURN_TYPES = ("CLIP",)
+    FUNCTION = "load"
+    CATEGORY = "_for_testing"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"family": (list(FAMILIES),)}}
+
+    def load(self, family):
+        return ({"family": family},)
+
+
+class TinyVAELoader:
+    """Stands in for VAELoader: a tiny random VAE with the family's latent channels."""
+    RETURN_TYPES = ("VAE",)
+    FUNCTION = "load"
+    CATEGORY = "_for_testing"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"family": (list(FAMILIES),), "seed": ("INT", {"default": 0, "min": 0})}}
+
+    def load(self, family, seed):
+        with torch.random.fork_rng():
+            return (tiny_vae(CHANNELS[family], seed),)
+
+
 class TinyTextEncode:
     """Stands in for CLIPTextEncode: a fixed random conditioning per text."""
     RETURN_TYPES = ("CONDITIONING",)
@@ -305,7 +334,8 @@ class PreviewAnyStandIn:
 NODE_CLASS_MAPPINGS = {"TinyCheckpointLoader": TinyCheckpointLoader, "TinyTextEncode": TinyTextEncode,
                        "TinyLoadImage": TinyLoadImage, "TinyDecodableImage": TinyDecodableImage,
                        "TinyCapture": TinyCapture, "TestbedCheckpointLoader": TestbedCheckpointLoader,
-                       "TestbedPhoto": TestbedPhoto, "TinyControlNetLoader": TinyControlNetLoader}
+                       "TestbedPhoto": TestbedPhoto, "TinyControlNetLoader": TinyControlNetLoader,
+                       "TinyCLIPLoader": TinyCLIPLoader, "TinyVAELoader": TinyVAELoader}
 try:
     import importlib.util
     _core_has_preview_any = importlib.util.find_spec("comfy_extras.nodes_preview_any") is not None
