@@ -78,17 +78,19 @@ def check_noise_mask(mask, socket=NOISE_MASK_SOCKET):
     return mask
 
 
-def check_concat_masks_agree(concat_masks, hole_mask):
-    """An inpainting model's mask input (InpaintModelConditioning's `mask`) must mark the hole DInG fills (the
-    latent's noise mask [B, C, h, w]): compared at latent size, as ComfyUI resizes both."""
+def check_concat_masks_agree(concat_masks, hole_mask, hole_socket=NOISE_MASK_SOCKET,
+                             remedy="or use InpaintModelConditioning's own latent (noise_mask on)"):
+    """An inpainting model's mask input (InpaintModelConditioning's `mask`) must mark the hole the sampler fills
+    (`hole_mask` [B, C, h, w] at latent size, from `hole_socket`): compared at latent size, as ComfyUI resizes
+    both."""
     for concat_mask in concat_masks:
         at_latent = F.interpolate(concat_mask.to(hole_mask).reshape(-1, 1, *concat_mask.shape[-2:]),
                                   size=tuple(hole_mask.shape[-2:]), mode="bilinear")
         if at_latent.shape[0] not in (1, hole_mask.shape[0]) or (at_latent - hole_mask[:, :1]).abs().max() > 0.5:
             raise ValueError(
                 "positive / negative: the inpainting model's mask (InpaintModelConditioning) marks another region "
-                f"than {NOISE_MASK_SOCKET}, so the model would be shown one hole and DInG fill another. Connect "
-                "the same MASK to both, or use InpaintModelConditioning's own latent (noise_mask on)")
+                f"than {hole_socket}, so the model would be shown one hole and the sampler fill another. Connect "
+                f"the same MASK to both, {remedy}")
 
 
 def check_vae(vae, socket="vae"):

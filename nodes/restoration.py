@@ -3,6 +3,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 
 from ..solvers.linear_gaussian import SolveStats
 from . import comfy_compat, inputs
@@ -76,6 +77,7 @@ class RestorationCall:
         comfy_compat.load_models([patcher, vae.patcher])
         self.y = operator.measurement_from_pixels(measurement_pixels(measurement, x.shape[0], x.device))
         check_measurement(operator, self.y, (x.shape[0], 3, x.shape[2] * scale, x.shape[3] * scale))
+        check_inpainting_model_mask(model, operator, x)
         self.denoise = checked_denoiser(model, extra_args, x, who, self.report)
 
     def generator(self):
@@ -109,6 +111,17 @@ def measurement_pixels(measurement, batch, device):
         raise ValueError(f"measurement: batch of {measurement.shape[0]} images for a latent batch of {batch}")
     inputs.warn_if_out_of_range(measurement[..., :3], "measurement")
     return image_to_pixels(measurement, device).expand(batch, -1, -1, -1)
+
+
+def check_inpainting_model_mask(model, operator, x):
+    """An inpainting model (InpaintModelConditioning) restoring through an inpainting operator must be shown
+    the operator's hole."""
+    concat_masks = comfy_compat.conditioned_concat_masks(model)
+    hidden = operator.hidden_pixels()
+    if concat_masks and hidden is not None:
+        hole = F.interpolate(hidden.to(x.device, torch.float32), size=tuple(x.shape[-2:]), mode="bilinear")
+        inputs.check_concat_masks_agree(concat_masks, hole, "the inpainting operator's mask",
+                                        "or the same mask to the operator")
 
 
 def check_measurement(operator, y, pixel_shape):

@@ -82,6 +82,11 @@ class Operator:
     def describe(self) -> str:
         return self.name
 
+    def hidden_pixels(self) -> Optional[torch.Tensor]:
+        """The pixels it hides from the measurement as a hole mask [B or 1, 1, H, W] (1 = hidden), for an
+        inpainting model's mask input; None for operators that hide no region."""
+        return None
+
     def autograd_ready(self) -> "Operator":
         """A copy whose tensors are ordinary ones: tensors made under torch.inference_mode (as in a
         ComfyUI run) cannot enter an autograd graph, even as constants."""
@@ -139,6 +144,9 @@ class Inpainting(Operator):
 
     def describe(self):
         return f"inpaint ({float((self.observed_mask < 1).float().mean()) * 100:.0f}% of pixels unknown)"
+
+    def hidden_pixels(self):
+        return 1.0 - self.observed_mask
 
 
 class Convolution(Operator):

@@ -168,3 +168,15 @@ def test_restoration_samplers_inpaint_through_inpaint_model_conditioning(engine,
     assert inputs.seen and all(x.shape[1] == (9 if family == "sd15_inpaint" else 96) for x in inputs.seen)
     hole = torch.nn.functional.interpolate(mask[:, None], size=(8, 8), mode="bilinear").round()
     torch.testing.assert_close(inputs.hole(family, 1), hole)
+
+
+@pytest.mark.parametrize("node", ["InverseSpinSampler", "InverseDCDPSampler", "InverseDInGRestoreSampler"])
+def test_restoration_through_another_mask_than_the_models_is_a_clear_error(engine, tiny, node):
+    model, _, vae = load(engine, tiny, "sd15_inpaint")
+    image, mask = tiny.TinyLoadImage().load(64, 1)
+    cond = tiny.tiny_conditioning("a house")
+    positive, negative, latent = inpaint_model_conditioning(engine, cond, vae, image, mask)
+    operator = engine.nodes["InverseOperatorInpaint"]().build(torch.flip(mask, [2]).roll(20, 2))[0]
+    sampler = engine.nodes[node]().get_sampler(vae, image, operator, **node_defaults(engine.nodes[node]))[0]
+    with pytest.raises(Exception, match="marks another region than the inpainting operator's mask"):
+        sampler_custom(engine, model, sampler, positive, negative, latent, steps=2, cfg=1.0)
