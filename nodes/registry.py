@@ -1,4 +1,5 @@
 """Every node the pack registers with ComfyUI."""
+from .compare import CompareImages
 from .dcdp_nodes import DCDP_NODES
 from .demo_nodes import FacePriorLoader
 from .ding_inpaint import DInGInpaint
@@ -17,6 +18,7 @@ NODES = {
     **SPIN_NODES,
     **DCDP_NODES,
     **OPERATOR_NODES,
+    "InverseCompareImages": (CompareImages, "Compare Images (labelled grid)"),
     "InverseFacePriorLoader": (FacePriorLoader, "Face Prior Demo Model (exact posterior)"),
 }
 
