@@ -102,3 +102,12 @@ def conditioned_concat_masks(model):
     conds = getattr(model.inner_model, "conds", None) or {}
     return [entry["concat_mask"] for group in conds.values() for entry in group or ()
             if entry.get("concat_mask") is not None]
+
+
+def preview_images(images):
+    """What PreviewImage shows in its node: `images` written to ComfyUI's temp folder, as the UI dict."""
+    try:
+        from nodes import PreviewImage
+    except ImportError:  # the fork keeps core's nodes under comfy.nodes
+        from comfy.nodes.base_nodes import PreviewImage
+    return PreviewImage().save_images(images, filename_prefix="inverse_compare")["ui"]

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
-from . import inputs
+from . import comfy_compat, inputs
 
 SLOTS = 8
 LABEL_HEIGHT = 28
@@ -13,19 +13,20 @@ GAP = 4
 
 class CompareImages:
     DESCRIPTION = ("Puts up to 8 images side by side in one labelled grid (one column per image, one row per image "
-                   "of a batch), each enlarged without smoothing so small results are easy to see. Connect the "
-                   "input, the results and the original; write one label per line.")
+                   "of a batch), each enlarged without smoothing so small results are easy to see, and shows it in "
+                   "the node. Connect the input, the results and the original; label them in order, separated by commas.")
     CATEGORY = "image/inverse"
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("comparison",)
-    OUTPUT_TOOLTIPS = ("One image: the labelled grid (connect Save Image or Preview Image).",)
+    OUTPUT_TOOLTIPS = ("One image: the labelled grid, also shown in the node (connect Save Image to keep it).",)
     FUNCTION = "compare"
+    OUTPUT_NODE = True
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "labels": ("STRING", {"multiline": True, "default": "", "tooltip":
-                       "One label per connected image, in the order of the image inputs, one per line."}),
+            "labels": ("STRING", {"default": "", "tooltip":
+                       "One label per connected image, in the order of the image inputs, separated by commas."}),
             "scale": ("INT", {"default": 8, "min": 1, "max": 64, "tooltip":
                       "How many times to enlarge the largest image (every column is shown at that size; "
                       "pixels stay sharp squares)."}),
@@ -36,7 +37,7 @@ class CompareImages:
             images.items(), key=lambda item: int(item[0].split("_")[1])) if image is not None]
         if not columns:
             raise ValueError("image_1: connect at least one image to compare")
-        names = [line.strip() for line in labels.splitlines()]
+        names = [label.strip() for label in labels.split(",")]
         rows = max(image.shape[0] for _, image in columns)
         for name, image in columns:
             if image.shape[0] not in (1, rows):
@@ -51,7 +52,8 @@ class CompareImages:
                 grid[r * (tile_h + GAP):r * (tile_h + GAP) + tile_h, c * (tile_w + GAP):c * (tile_w + GAP) + tile_w] = tile[r]
         header = label_band([names[c] if c < len(names) else name for c, (name, _) in enumerate(columns)],
                             tile_w, grid.shape[1])
-        return (torch.cat([header, grid], 0)[None],)
+        comparison = torch.cat([header, grid], 0)[None]
+        return {"ui": comfy_compat.preview_images(comparison), "result": (comparison,)}
 
 
 def enlarged(image, height, width):

@@ -11,12 +11,14 @@ class FacePriorLoader:
                    "VAE. Also returns held-out faces and demo masks to inpaint. The exact answer of any restoration "
                    "can be computed for it, so results can be checked.")
     CATEGORY = "sampling/inverse/demo"
-    RETURN_TYPES = ("MODEL", "VAE", "IMAGE", "MASK", "CONDITIONING")
-    RETURN_NAMES = ("model", "vae", "faces", "masks", "conditioning")
+    RETURN_TYPES = ("MODEL", "VAE", "IMAGE", "MASK", "CONDITIONING", "LATENT")
+    RETURN_NAMES = ("model", "vae", "faces", "masks", "conditioning", "masked_latent")
     OUTPUT_TOOLTIPS = ("The face prior as a MODEL (exact denoiser).", "A lossless grey VAE (latent = pixels).",
                        "Held-out 25x25 faces the prior never saw (IMAGE batch).",
                        "One demo hole per face (MASK batch, white = inpaint).",
-                       "An empty conditioning for positive and negative (the prior takes no prompt).")
+                       "An empty conditioning for positive and negative (the prior takes no prompt).",
+                       "The faces encoded, with the masks as noise mask: what VAE Encode then Set Latent Noise Mask "
+                       "would give, ready for an inpainting sampler.")
     FUNCTION = "load"
 
     @classmethod
@@ -34,4 +36,6 @@ class FacePriorLoader:
         model = mixture_model(face_prior.face_mixture(), (1, size, size), prediction)
         images = face_prior.held_out_faces()[:faces].to(torch.float32)[..., None].repeat(1, 1, 1, 3)
         no_prompt = [[torch.zeros(1, 1, 1), {}]]  # the prior takes no text; samplers still want a CONDITIONING
-        return (model, pass_through_vae(1), images, face_prior.demo_hole_masks(faces), no_prompt)
+        vae, masks = pass_through_vae(1), face_prior.demo_hole_masks(faces)
+        masked_latent = {"samples": vae.encode(images), "noise_mask": masks}
+        return (model, vae, images, masks, no_prompt, masked_latent)

@@ -159,28 +159,40 @@ def face_demo_graph(steps=20, faces=4, prediction="eps"):
     def sampler_custom(sampler_node):
         return {"class_type": "SamplerCustom", "inputs": {
             "model": ["1", 0], "add_noise": True, "noise_seed": 0, "cfg": 1.0, "positive": ["1", 4],
-            "negative": ["1", 4], "sampler": [sampler_node, 0], "sigmas": ["4", 0], "latent_image": ["3", 0]}}
+            "negative": ["1", 4], "sampler": [sampler_node, 0], "sigmas": ["4", 0], "latent_image": ["1", 5]}}
     return {
         "1": {"class_type": "InverseFacePriorLoader", "inputs": {"prediction": prediction, "faces": faces}},
-        "2": {"class_type": "VAEEncode", "inputs": {"pixels": ["1", 2], "vae": ["1", 1]}},
-        "3": {"class_type": "SetLatentNoiseMask", "inputs": {"samples": ["2", 0], "mask": ["1", 3]}},
         "4": {"class_type": "BasicScheduler", "inputs": {"model": ["1", 0], "scheduler": "normal", "steps": steps, "denoise": 1.0}},
         "5": {"class_type": "InverseDInGSampler", "inputs": dict(DING_OPTIONS)},
         "6": sampler_custom("5") | {"_meta": {"title": "DInG"}},
         "7": {"class_type": "VAEDecode", "inputs": {"samples": ["6", 0], "vae": ["1", 1]}},
-        "8": {"class_type": "SaveImage", "inputs": {"images": ["17", 0], "filename_prefix": "faces_ding"}},
         "9": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler_ancestral"}},
-        "10": sampler_custom("9") | {"_meta": {"title": "ComfyUI inpainting (SetLatentNoiseMask + euler_ancestral)"}},
+        "10": sampler_custom("9") | {"_meta": {"title": "ComfyUI inpainting"}},
         "11": {"class_type": "VAEDecode", "inputs": {"samples": ["10", 0], "vae": ["1", 1]}},
-        "12": {"class_type": "SaveImage", "inputs": {"images": ["18", 0], "filename_prefix": "faces_comfy_inpaint"}},
         "13": {"class_type": "EmptyImage", "inputs": {"width": 25, "height": 25, "batch_size": faces, "color": 0x808080}},
         "14": {"class_type": "ImageCompositeMasked", "inputs": {
             "destination": ["1", 2], "source": ["13", 0], "x": 0, "y": 0, "resize_source": False, "mask": ["1", 3]}},
-        "15": {"class_type": "SaveImage", "inputs": {"images": ["14", 0], "filename_prefix": "faces_masked_input"}},
-        "16": {"class_type": "SaveImage", "inputs": {"images": ["1", 2], "filename_prefix": "faces_ground_truth"}},
-        "17": keep_unmasked_pixels(["1", 2], ["7", 0], ["1", 3], "DInG: keep pixels outside the mask"),
-        "18": keep_unmasked_pixels(["1", 2], ["11", 0], ["1", 3], "ComfyUI: keep pixels outside the mask"),
+        "17": keep_unmasked_pixels(["1", 2], ["7", 0], ["1", 3], "DInG: keep the rest"),
+        "18": keep_unmasked_pixels(["1", 2], ["11", 0], ["1", 3], "ComfyUI: keep the rest"),
+        "19": compare_images(INPAINTING_COLUMNS, ["14", 0], ["17", 0], ["18", 0], ["1", 2]),
     }
+
+
+# the demos' comparison columns; scripts/run_demo.py saves each column under its prefix for the sheets
+INPAINTING_COLUMNS = {"masked input": "faces_masked_input", "DInG": "faces_ding",
+                      "ComfyUI inpainting": "faces_comfy_inpaint", "held-out face": "faces_ground_truth"}
+RESTORATION_COLUMNS = {"blurred": "faces_blurred", "DInG Restore": "faces_ding_deblur", "Spin": "faces_spin_deblur",
+                       "x5 smaller": "faces_low_res", "DInG Restore x5": "faces_ding_sr", "Spin x5": "faces_spin_sr",
+                       "held-out face": "faces_ground_truth"}
+COMPARISON_COLUMN_WIDTH = 90     # canvas units per face column in the Compare Images node that shows the comparison
+COMPARISON_WIDGETS_HEIGHT = 280  # its two widgets and eight image inputs, above the image
+DEMO_COLUMN_HEIGHT = 1250      # taller columns of the demos wrap, so they fit a 1920x1080 screen at zoom >= 0.6
+
+
+def compare_images(columns, *images):
+    return {"class_type": "InverseCompareImages", "inputs": {
+        "labels": ", ".join(columns), "scale": 8, **{f"image_{k}": image for k, image in enumerate(images, 1)}},
+        "_meta": {"title": "Side by side"}}
 
 
 SPIN_OPTIONS = {"warm_start_strength": 0.45, "warm_start_iterations": 0, "guided_steps": 8, "guidance_end": 0.6,
@@ -271,20 +283,11 @@ def restoration_face_demo_graph(faces=4, prediction="eps"):
         "6": {"class_type": "InverseDegradeImage", "inputs": {"image": ["1", 2], "operator": ["5", 0],
                                                               "noise_std": 0.0, "seed": 0}},
         "7": restore("InverseSpinRestore", SPIN_OPTIONS, ["6", 0], ["5", 0], 0.0, "Spin x5 super-resolution"),
-        "8": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "faces_blurred"}},
-        "9": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "faces_spin_deblur"}},
-        "10": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "faces_low_res"}},
-        "11": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "faces_spin_sr"}},
-        "12": {"class_type": "SaveImage", "inputs": {"images": ["1", 2], "filename_prefix": "faces_ground_truth"}},
-        "13": show_info(["4", 2], "Spin deblur: run info"),
-        "14": show_info(["7", 2], "Spin x5 SR: run info"),
         "15": restore("InverseDInGRestore", DING_RESTORE_OPTIONS, ["3", 0], ["2", 0], 0.02, "DInG Restore deblur"),
         "16": restore("InverseDInGRestore", DING_RESTORE_OPTIONS, ["6", 0], ["5", 0], 0.0,
                       "DInG Restore x5 super-resolution"),
-        "17": {"class_type": "SaveImage", "inputs": {"images": ["15", 0], "filename_prefix": "faces_ding_deblur"}},
-        "18": {"class_type": "SaveImage", "inputs": {"images": ["16", 0], "filename_prefix": "faces_ding_sr"}},
-        "19": show_info(["15", 2], "DInG Restore deblur: run info"),
-        "20": show_info(["16", 2], "DInG Restore x5 SR: run info"),
+        "21": compare_images(RESTORATION_COLUMNS, ["3", 0], ["15", 0], ["4", 0], ["6", 0], ["16", 0], ["7", 0],
+                             ["1", 2]),
     }
 
 
@@ -513,10 +516,11 @@ The composite at the end keeps every pixel outside the mask exactly as loaded.""
     "Demo - DInG vs ComfyUI inpainting on faces (no download).json": (face_demo_graph, """\
 ## Demo: DInG against ComfyUI's own inpainting
 **Nothing to download:** the Face Prior Demo Model is built in (a Gaussian-mixture prior of real 25x25
-faces with an exact denoiser). Press *Run*: each row of outputs shows held-out faces, the masked input, DInG
-and ComfyUI's SetLatentNoiseMask + euler_ancestral inpainting, each composited so only the hole changes.
+faces with an exact denoiser). Press *Run*: **Side by side** shows, per face, the masked input, DInG,
+ComfyUI's own inpainting (SetLatentNoiseMask + euler_ancestral) and the held-out face; only the hole changes.
+DInG takes 39 network calls for its 20 steps, ComfyUI 20.
 
-**Change:** `faces` in the loader, `steps` in BasicScheduler, the DInG options."""),
+**Change:** `faces` in the loader, `steps` in BasicScheduler, the DInG options, the seeds."""),
     "Spin deblur SD1.5.json": (lambda: restoration_graph(
         SD15, {"class_type": "InverseOperatorGaussianBlur", "inputs": {"kernel_size": 15, "std": 3.0}}, 0.01), f"""\
 ## Spin: deblurring
@@ -553,11 +557,10 @@ pixel outside the mask exactly as loaded. For inpainting alone, DInG is closer t
         restoration_face_demo_graph, f"""\
 ## Demo: deblurring and x5 super-resolution with DInG Restore and Spin
 **Nothing to download:** the Face Prior Demo Model is built in (real 25x25 faces, exact denoiser).
-Press *Run*: the outputs show the ground truth, the blurred and the low-resolution faces, and the restorations
-of DInG Restore (an exact Gaussian posterior step each step, 39 network calls) and Spin (9 calls).
+Press *Run*: **Side by side** shows, per face, the blurred and the 5x smaller faces, what DInG Restore (an
+exact posterior step each step, 39 network calls) and Spin (9 calls) make of them, and the held-out face.
 
-**Change:** the blur `std`, the downsampling `factor`, `noise_std`, the DInG Restore and Spin options.
-{INFO_NOTE}"""),
+**Change:** the blur `std`, the downsampling `factor`, `noise_std`, the DInG Restore and Spin options."""),
     "DCDP deblur and x4 super-resolution SD1.5.json": (lambda: dcdp_deblur_and_sr_graph(SD15), f"""\
 ## DCDP (decoupled refinement): deblurring and x4 super-resolution from one photo
 {SD15_NOTE}
@@ -667,7 +670,22 @@ def ui_workflow(name, node_mappings):
     build, note = WORKFLOWS[name]
     prompt = build()
     return api_to_ui(prompt, node_mappings, notes=[note], properties=checkpoint_models(prompt),
-                     display_names=display_names(node_mappings))
+                     display_names=display_names(node_mappings), **demo_layout(prompt))
+
+
+def demo_layout(prompt):
+    """The demos fit a 1920x1080 screen at a zoom that keeps text readable: wrapped columns, the note under
+    the first columns, and the comparison shown as large as the width allows (its faces fill the node's width)."""
+    comparisons = {node_id: node for node_id, node in prompt.items() if node["class_type"] == "InverseCompareImages"}
+    if not comparisons:
+        return {}
+    faces = next(node["inputs"]["faces"] for node in prompt.values() if node["class_type"] == "InverseFacePriorLoader")
+    sizes = {}
+    for node_id, node in comparisons.items():
+        columns = sum(name.startswith("image_") for name in node["inputs"])
+        width = COMPARISON_COLUMN_WIDTH * columns + 120
+        sizes[node_id] = [width, round(width * faces / columns) + COMPARISON_WIDGETS_HEIGHT]
+    return {"sizes": sizes, "max_column_height": DEMO_COLUMN_HEIGHT, "notes_below": True}
 
 
 def display_names(node_mappings):

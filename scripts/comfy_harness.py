@@ -185,6 +185,9 @@ def boot(with_test_nodes=True):
         from comfy.cmd import folder_paths
         folder_paths.folder_names_and_paths["custom_nodes"] = folder_paths.FolderPathsTuple(
             "custom_nodes", [str(custom_nodes_dir)], set())
+        scratch = _scratch_dir("inverse_comfy_fork_")  # the fork writes output/ and temp/ under the cwd otherwise
+        folder_paths.set_output_directory(str(scratch / "output"))
+        folder_paths.set_temp_directory(str(scratch / "temp"))
         from comfy.nodes.package import import_all_nodes_in_workspace
         mappings = import_all_nodes_in_workspace().NODE_CLASS_MAPPINGS
         commit = "comfyui==0.0.1 (PyPI)"

@@ -25,6 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import comfy_harness  # noqa: E402
+from build_workflows import INPAINTING_COLUMNS, RESTORATION_COLUMNS  # noqa: E402
 from workflow_format import ui_to_api  # noqa: E402
 
 FACE = 25
@@ -57,11 +58,25 @@ RESTORATION = {
 
 # ---------------------------------------------------------------- running the workflows
 def load_workflow(engine, name):
-    """The shipped workflow as an API prompt. Its info previews are upstream core's PreviewAny, which the
-    PyPI fork lacks: display only, dropped there."""
+    """The shipped workflow as an API prompt, with a SaveImage for each column of its comparison (under the
+    prefix INPAINTING_COLUMNS / RESTORATION_COLUMNS give its label). Its info previews are upstream core's
+    PreviewAny, which the PyPI fork lacks: display only, dropped there."""
     workflow = json.loads((comfy_harness.REPO_ROOT / "workflows" / name).read_text())
     workflow["nodes"] = [n for n in workflow["nodes"] if n["type"] != "PreviewAny" or "PreviewAny" in engine.nodes]
-    return ui_to_api(workflow, engine.nodes)
+    return with_column_savers(ui_to_api(workflow, engine.nodes), INPAINTING_COLUMNS | RESTORATION_COLUMNS)
+
+
+def with_column_savers(prompt, prefixes):
+    """A SaveImage node for every image input of every Compare Images node, named by its column's label."""
+    savers = {}
+    for node in prompt.values():
+        if node["class_type"] != "InverseCompareImages":
+            continue
+        slots = sorted((name for name in node["inputs"] if name.startswith("image_")), key=lambda n: int(n[6:]))
+        for label, slot in zip(node["inputs"]["labels"].split(","), slots):
+            savers[str(1000 + len(savers))] = {"class_type": "SaveImage", "inputs": {
+                "images": node["inputs"][slot], "filename_prefix": prefixes[label.strip()]}}
+    return prompt | savers
 
 
 def with_seed(prompt, seed):

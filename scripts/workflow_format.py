@@ -68,10 +68,12 @@ def widget_value(node, name):
     return node["inputs"][name]
 
 
-def api_to_ui(prompt, node_mappings, notes=(), properties=None, display_names=None):
+def api_to_ui(prompt, node_mappings, notes=(), properties=None, display_names=None, sizes=None,
+              max_column_height=None, notes_below=False):
     """An API prompt as a UI workflow (used to write the example workflows): nodes at the sizes the
-    frontend renders, laid out left to right (workflow_layout.py), `notes` (markdown texts) as
-    MarkdownNote nodes on top, `properties` ({node_id: {...}}) merged into the nodes' properties,
+    frontend renders (or `sizes` ({node_id: [w, h]}) where given, e.g. a large image preview), laid out left
+    to right (workflow_layout.py, columns wrapped at max_column_height), `notes` (markdown texts) as
+    MarkdownNote nodes on top (or under the first columns, `notes_below`), `properties` ({node_id: {...}}) merged into the nodes' properties,
     `display_names` ({class_type: title}) the default titles the frontend shows (they set node widths)."""
     nodes, links = [], []
     consumers = {}
@@ -115,7 +117,8 @@ def api_to_ui(prompt, node_mappings, notes=(), properties=None, display_names=No
                  "widgets_values": widgets}
         if "_meta" in node:
             entry["title"] = node["_meta"]["title"]
-        entry["size"] = frontend_size(entry, node_class, (display_names or {}).get(node["class_type"]))
+        entry["size"] = (list((sizes or {})[node_id]) if node_id in (sizes or {})
+                         else frontend_size(entry, node_class, (display_names or {}).get(node["class_type"])))
         nodes.append(entry)
     next_id = max(int(i) for i in prompt) + 1
     for offset, text in enumerate(notes):
@@ -125,7 +128,7 @@ def api_to_ui(prompt, node_mappings, notes=(), properties=None, display_names=No
     workflow = {"last_node_id": max(node["id"] for node in nodes), "last_link_id": len(links), "nodes": nodes,
                 "links": links, "groups": [], "config": {}, "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}},
                 "version": 0.4}
-    return lay_out(workflow)
+    return lay_out(workflow, max_column_height=max_column_height, notes_below=notes_below)
 
 
 def _linked_inputs(node, node_mappings):

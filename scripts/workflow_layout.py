@@ -91,8 +91,11 @@ def note_size(text, width=460):
     return [width, 30 + 17 * lines]
 
 
-def lay_out(workflow, origin=(40, 60)):
-    """Set pos of every node of a UI workflow (in place) and return it. Sizes must already be set."""
+def lay_out(workflow, origin=(40, 60), max_column_height=None, notes_below=False):
+    """Set pos of every node of a UI workflow (in place) and return it. Sizes must already be set. A column
+    taller than max_column_height (canvas units) wraps into several side by side (same depth: no links
+    between them), so a graph with many parallel nodes stays wide rather than tall. Notes go in a row on
+    top, or with `notes_below` under the nodes they would cover at the left (the graph starts higher)."""
     nodes = {node["id"]: node for node in workflow["nodes"]}
     notes = [node for node in workflow["nodes"] if node["type"] in NOTE_TYPES]
     graph = [node_id for node_id in nodes if nodes[node_id]["type"] not in NOTE_TYPES]
@@ -135,9 +138,11 @@ def lay_out(workflow, origin=(40, 60)):
         reorder(columns, sources)
         reorder(list(reversed(columns)), consumers)
     reorder(columns, sources)
+    if max_column_height:
+        columns = [part for col in columns for part in _wrapped(col, nodes, max_column_height)]
 
     x, top = origin
-    if notes:
+    if notes and not notes_below:
         note_x = x
         for note in notes:
             note["pos"] = [note_x, top]
@@ -156,7 +161,31 @@ def lay_out(workflow, origin=(40, 60)):
             centre[n] = y + height / 2
             bottom = y + height
         x += width + COLUMN_GAP
+    if notes and notes_below:
+        note_x = origin[0]
+        for note in notes:
+            covered = [nodes[n] for n in graph if nodes[n]["pos"][0] < note_x + note["size"][0]]
+            note["pos"] = [note_x, max(n["pos"][1] + n["size"][1] for n in covered) + ROW_GAP + TITLE_HEIGHT]
+            note_x += note["size"][0] + COLUMN_GAP
     return workflow
+
+
+def _wrapped(col, nodes, max_height):
+    """A column's nodes, in order, packed greedily into sub-columns no taller than max_height; nodes taller
+    than half of it (a large preview) come last, each in a sub-column of its own."""
+    large = [n for n in col if nodes[n]["size"][1] > max_height / 2]
+    parts, height = [[]], 0
+    for n in [n for n in col if n not in large] + large:
+        if n in large and parts[-1]:
+            parts.append([])
+            height = 0
+        needed = nodes[n]["size"][1] + TITLE_HEIGHT + ROW_GAP
+        if parts[-1] and height + needed > max_height:
+            parts.append([])
+            height = 0
+        parts[-1].append(n)
+        height += needed
+    return parts
 
 
 def overlaps(boxes):

@@ -171,6 +171,43 @@ def test_workflow_in_the_frontend(engine, server, page, name):
         _screenshot(page, Path(os.environ["WORKFLOW_SCREENSHOTS"]) / (name[:-5] + ".png"))
 
 
+DEMOS = [name for name in NAMES if name.startswith("Demo")]
+FIT_ZOOM = 0.6  # the frontend hides node text below about this zoom
+
+
+@pytest.mark.parametrize("name", DEMOS)
+def test_demo_fits_a_screen_and_shows_its_comparison_after_run(server, page, name):
+    """At 1920x1080 the frontend's fit-to-view (zoom 0.75 of the fitting scale) keeps the demo readable, and
+    Run (queued from the page, as the button does) shows the comparison image in the Compare Images node."""
+    workflow = json.loads((WORKFLOW_DIR / name).read_text())
+    [compare_id] = [node["id"] for node in workflow["nodes"] if node["type"] == "InverseCompareImages"]
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    try:
+        page.evaluate("async (wf) => { app.graph.clear(); await app.loadGraphData(wf); }", workflow)
+        page.wait_for_timeout(500)
+        zoom = page.evaluate("""() => { const bs = app.graph._nodes.map(n => n.getBounding());
+            const x0 = Math.min(...bs.map(b => b[0])), y0 = Math.min(...bs.map(b => b[1]));
+            const x1 = Math.max(...bs.map(b => b[0] + b[2])), y1 = Math.max(...bs.map(b => b[1] + b[3]));
+            app.canvas.ds.fitToBounds([x0, y0, x1 - x0, y1 - y0]); app.canvas.setDirty(true, true);
+            return app.canvas.ds.scale; }""")
+        assert zoom >= FIT_ZOOM, f"fit-to-view zoom {zoom:.3f} hides the text"
+        page.evaluate("async () => { await app.queuePrompt(0, 1); }")
+        page.wait_for_function("""(id) => { const node = app.graph.getNodeById(id);
+            return !!(node && node.imgs && node.imgs.length && node.imgs[0].complete && node.imgs[0].naturalWidth); }""",
+                               arg=compare_id, timeout=600_000)
+        width, height, source = page.evaluate("""(id) => { const img = app.graph.getNodeById(id).imgs[0];
+            return [img.naturalWidth, img.naturalHeight, img.src]; }""", compare_id)
+        assert width >= 4 * 25 * 8 and height >= 25 * 8, "the comparison shows the faces enlarged"
+        if os.environ.get("WORKFLOW_SCREENSHOTS"):
+            folder = Path(os.environ["WORKFLOW_SCREENSHOTS"])
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / (name[:-5] + " result.png")).write_bytes(urllib.request.urlopen(source, timeout=30).read())
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(folder / (name[:-5] + " at fit.png")))
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1400})
+
+
 FILE_INPUTS = {"CheckpointLoaderSimple": ("ckpt_name",), "LoadImage": ("image",), "UNETLoader": ("unet_name",),
                "DualCLIPLoader": ("clip_name1", "clip_name2"), "VAELoader": ("vae_name",)}
 

@@ -4,13 +4,16 @@ import torch
 
 
 def compare(engine, labels="", scale=4, **images):
-    return engine.nodes["InverseCompareImages"]().compare(labels, scale, **images)[0]
+    shown = engine.nodes["InverseCompareImages"]().compare(labels, scale, **images)
+    [preview] = shown["ui"]["images"]  # shown in the node, as Preview Image shows it
+    assert preview["type"] == "temp" and preview["filename"].endswith(".png")
+    return shown["result"][0]
 
 
 def test_grid_holds_each_image_enlarged_in_its_column(engine, pack):
     small = torch.rand(2, 5, 5, 3)
     large = torch.rand(1, 25, 25, 3)
-    grid = compare(engine, "low res\nrestored", 2, image_1=small, image_3=large)
+    grid = compare(engine, "low res, restored", 2, image_1=small, image_3=large)
     band, gap = pack.nodes__compare.LABEL_HEIGHT, pack.nodes__compare.GAP
     assert grid.shape == (1, band + 2 * 50 + gap, 2 * 50 + gap, 3)
     first_row = grid[0, band:band + 50]
