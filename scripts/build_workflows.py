@@ -457,7 +457,7 @@ WORKFLOWS = {
 **Change:** `steps` / scheduler in BasicScheduler, `cfg` in SamplerCustom, `obs_std` in the DInG
 sampler (larger blends the border more). The composite at the end keeps every pixel outside the mask exactly as loaded."""),
     "DInG inpaint with an inpainting checkpoint SD1.5 (SamplerCustom).json": (
-        lambda: inpainting_model_graph(SD15_INPAINTING, 20, 7.0), f"""\
+        lambda: inpainting_model_graph(SD15_INPAINTING, 20, 7.0), """\
 ## DInG with an inpainting checkpoint
 **Checkpoint:** SD1.5 inpainting (`sd-v1-5-inpainting.ckpt`; ComfyUI offers the download if it is missing).
 SD2 and SDXL inpainting checkpoints work too, and ordinary checkpoints (they ignore what
@@ -469,7 +469,7 @@ hole (it stops with a clear message if the two masks ever differ).
 
 **Change:** `steps` / scheduler in BasicScheduler, `cfg` in SamplerCustom, the DInG sampler options. The
 composite at the end keeps every pixel outside the mask exactly as loaded."""),
-    "DInG inpaint Flux Fill (SamplerCustom).json": (lambda: flux_fill_graph(), f"""\
+    "DInG inpaint Flux Fill (SamplerCustom).json": (lambda: flux_fill_graph(), """\
 ## DInG with Flux Fill
 **Models:** `flux1-fill-dev.safetensors` (diffusion_models), `clip_l` and `t5xxl_fp16` (text_encoders),
 `ae.safetensors` (vae); ComfyUI offers the downloads if they are missing (Flux Fill needs a Hugging Face login).
@@ -554,7 +554,7 @@ pixel outside the mask exactly as loaded. For inpainting alone, DInG is closer t
 
 **Change:** `warm_start_strength` (0.8 here), `guided_steps`, `fit_steps`. {INFO_NOTE}"""),
     "Demo - DInG Restore and Spin deblur and x5 super-resolution on faces (no download).json": (
-        restoration_face_demo_graph, f"""\
+        restoration_face_demo_graph, """\
 ## Demo: deblurring and x5 super-resolution with DInG Restore and Spin
 **Nothing to download:** the Face Prior Demo Model is built in (real 25x25 faces, exact denoiser).
 Press *Run*: **Side by side** shows, per face, the blurred and the 5x smaller faces, what DInG Restore (an
