@@ -129,6 +129,13 @@ def page(server):
             browser.close()
 
 
+def test_the_templates_category_has_a_readable_name(server):
+    """The Templates dialog names the pack's category from templateWorkflows.category.<folder> (locales/)."""
+    translations = json.loads(urllib.request.urlopen(server + "/i18n", timeout=10).read())
+    categories = translations["en"]["templateWorkflows"]["category"]
+    assert categories[PACK_FOLDER].startswith("Inverse samplers")
+
+
 def test_the_pack_serves_its_templates(server):
     listed = json.loads(urllib.request.urlopen(server + "/workflow_templates", timeout=10).read())
     assert sorted(listed.get(PACK_FOLDER, [])) == sorted(name[:-5] for name in NAMES)
