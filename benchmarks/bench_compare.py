@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent / "scripts"))
 sys.path.insert(0, str(ROOT))
 import comfy_harness  # noqa: E402
-from bench_spin import Modules, dps_sampler, run, spin_calls, spin_sampler, use_autograd_safe_attention  # noqa: E402
+from bench_spin import dps_sampler, run, spin_calls, spin_sampler, use_autograd_safe_attention  # noqa: E402
 from isolated import measure, print_cost_table  # noqa: E402
 from oracle_problems import PIXEL_NOISE, PIXEL_SHAPE, node_defaults, pixel_operators, pixel_problem  # noqa: E402
 
@@ -51,13 +51,13 @@ def timed(call):
 
 
 def oracle_rows(engine):
-    oracle, bridge = module(engine, "nodes.oracle_model"), module(engine, "nodes.vae_bridge")
-    metrics, compat = module(engine, "solvers.metrics"), module(engine, "nodes.comfy_compat")
+    oracle, bridge = module(engine, "demo.oracle_model"), module(engine, "nodes.vae_bridge")
+    metrics, compat = module(engine, "demo.metrics"), module(engine, "nodes.comfy_compat")
     rows = []
-    for task, operator in pixel_operators(Modules(engine)).items():
+    for task, operator in pixel_operators(comfy_harness.pack_modules(engine)).items():
         if task == "sr_bicubic_x2":
             continue
-        mixture, y, exact, floor = pixel_problem(Modules(engine), operator, N_SAMPLES)
+        mixture, y, exact, floor = pixel_problem(comfy_harness.pack_modules(engine), operator, N_SAMPLES)
         generator = torch.Generator().manual_seed(0)
         model, vae = oracle.mixture_model(mixture, PIXEL_SHAPE, "eps"), oracle.pass_through_vae(3)
         param = compat.parameterisation_of(compat.model_sampling_of(model))

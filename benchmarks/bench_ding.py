@@ -31,8 +31,8 @@ COST_SIZE = 512
 def oracle_table(engine, pack):
     import importlib
     ding = importlib.import_module(f"{engine.pack.__name__}.solvers.ding")
-    oracle = importlib.import_module(f"{engine.pack.__name__}.nodes.oracle_model")
-    metrics = importlib.import_module(f"{engine.pack.__name__}.solvers.metrics")
+    oracle = importlib.import_module(f"{engine.pack.__name__}.demo.oracle_model")
+    metrics = importlib.import_module(f"{engine.pack.__name__}.demo.metrics")
     ding_calls = ding.network_calls(torch.linspace(1, 0, STEPS + 1), "ding")
     rows = []
     for prediction in ("eps", "v_prediction", "flow"):
@@ -110,15 +110,11 @@ def cost_run(engine, label):
 def main():
     engine = comfy_harness.boot(with_test_nodes=True)
 
-    class Modules:
-        def __getattr__(self, dotted):
-            import importlib
-            return importlib.import_module(f"{engine.pack.__name__}.{dotted.replace('__', '.')}")
     if "--measure" in sys.argv:
         cost_run(engine, sys.argv[sys.argv.index("--measure") + 1])
         return
     print(f"engine: {engine.name} ({engine.commit})")
-    oracle_table(engine, Modules())
+    oracle_table(engine, comfy_harness.pack_modules(engine))
     if "--oracle-only" not in sys.argv:
         print_cost_table(f"Tiny SD1.5 UNet (random weights), {COST_SIZE}x{COST_SIZE} px, {STEPS} steps, CPU, one process "
                          "per run", COST_LABELS, __file__)

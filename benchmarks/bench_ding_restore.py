@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT.parent / "scripts"))
 sys.path.insert(0, str(ROOT))
 import comfy_harness  # noqa: E402
 from bench_compare import dcdp_calls, dcdp_sampler  # noqa: E402
-from bench_spin import Modules, spin_calls, spin_sampler  # noqa: E402
+from bench_spin import spin_calls, spin_sampler  # noqa: E402
 from dps_baseline import sample_dps  # noqa: E402
 from isolated import measure, run_isolated  # noqa: E402
 from oracle_problems import RESTORE_NOISE, RestoreOracle, restore_operators  # noqa: E402
@@ -39,8 +39,8 @@ def samplers(engine, oracle, pack):
     ding = dict(measurement_noise=RESTORE_NOISE / 2, variant="ding", eta_schedule="fm_square", eta_scale=1.0,
                 solver_iterations=30, solver_tolerance=1e-4)
     node = engine.nodes["InverseDInGRestoreSampler"]()
-    param = pack.nodes__comfy_compat.parameterisation_of(oracle.model.get_model_object("model_sampling"))
-    calls = pack.solvers__ding.network_calls(oracle.sigmas, "ding")
+    param = pack.nodes.comfy_compat.parameterisation_of(oracle.model.get_model_object("model_sampling"))
+    calls = pack.solvers.ding.network_calls(oracle.sigmas, "ding")
     dps_sigmas = engine.nodes["BasicScheduler"]().get_sigmas(oracle.model, "normal", calls, 1.0)[0]
     # Spin and DCDP at the nodes' defaults (chosen by benchmarks/sweep_spin_dcdp.py), σ_y given to Spin
     return {
@@ -59,7 +59,7 @@ def samplers(engine, oracle, pack):
 
 
 def oracle_table(engine):
-    pack = Modules(engine)
+    pack = comfy_harness.pack_modules(engine)
     generator = torch.Generator().manual_seed(0)
     print("\n| autoencoder | sampling | task | sampler | NFE | sliced W2 | wall time (s) | floor |")
     print("|---|---|---|---|---|---|---|---|")
@@ -114,12 +114,12 @@ def real_size_vae():
 
 
 def cost_run(engine, label):
-    pack = Modules(engine)
+    pack = comfy_harness.pack_modules(engine)
     op, size = label.rsplit(" @ ", 1)
     size = int(size)
     vae = real_size_vae()
     import comfy.latent_formats
-    decode = pack.nodes__ding_restore_nodes.differentiable_decoder(vae, comfy.latent_formats.SD15(), "cpu")
+    decode = pack.nodes.ding_restore_nodes.differentiable_decoder(vae, comfy.latent_formats.SD15(), "cpu")
     latent = torch.randn(1, 4, size // 8, size // 8, generator=torch.Generator().manual_seed(0))
     image = torch.rand(1, size, size, 3, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():

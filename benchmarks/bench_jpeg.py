@@ -33,7 +33,7 @@ def main():
     parser.add_argument("--seeds", type=int, default=4)
     args = parser.parse_args()
     engine = comfy_harness.boot(with_test_nodes=False)
-    model, vae, faces, _, cond = engine.nodes["InverseFacePriorLoader"]().load("eps", 4)
+    model, vae, faces, _, cond, _ = engine.nodes["InverseFacePriorLoader"]().load("eps", 4)
     print("| quality | image | PSNR, one sample (dB) | PSNR, mean of samples (dB) | JPEG(image) − file, RMS | "
           "blockiness |")
     print("|---|---|---|---|---|---|")

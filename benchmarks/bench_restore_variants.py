@@ -20,7 +20,6 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent / "scripts"))
 sys.path.insert(0, str(ROOT))
 import comfy_harness  # noqa: E402
-from bench_spin import Modules  # noqa: E402
 from oracle_problems import RESTORE_NOISE, RestoreOracle, restore_operators  # noqa: E402
 
 N_SAMPLES = 200
@@ -28,7 +27,7 @@ N_SAMPLES = 200
 
 def main():
     engine = comfy_harness.boot(with_test_nodes=False)
-    pack = Modules(engine)
+    pack = comfy_harness.pack_modules(engine)
     steps, iterations = int(os.environ.get("STEPS", "20")), int(os.environ.get("ITERS", "30"))
     base = dict(measurement_noise=RESTORE_NOISE / 2, eta_schedule="fm_square", eta_scale=1.0,
                 solver_iterations=iterations, solver_tolerance=1e-4)

@@ -57,15 +57,15 @@ def dps_sampler(engine, vae, y, operator, param, scale):
 
 
 def oracle_table(engine):
-    oracle, bridge = module(engine, "nodes.oracle_model"), module(engine, "nodes.vae_bridge")
-    metrics, spin_nodes = module(engine, "solvers.metrics"), module(engine, "nodes.spin_nodes")
+    oracle, bridge = module(engine, "demo.oracle_model"), module(engine, "nodes.vae_bridge")
+    metrics, spin_nodes = module(engine, "demo.metrics"), module(engine, "nodes.spin_nodes")
     compat, strength = module(engine, "nodes.comfy_compat"), spin_defaults(engine)["warm_start_strength"]
     rows = []
     for prediction in ("eps", "flow"):
-        for task, operator in pixel_operators(Modules(engine)).items():
+        for task, operator in pixel_operators(comfy_harness.pack_modules(engine)).items():
             if task == "sr_bicubic_x2":
                 continue
-            mixture, y, exact, floor = pixel_problem(Modules(engine), operator, N_SAMPLES)
+            mixture, y, exact, floor = pixel_problem(comfy_harness.pack_modules(engine), operator, N_SAMPLES)
             generator = torch.Generator().manual_seed(0)
             model, vae = oracle.mixture_model(mixture, PIXEL_SHAPE, prediction), oracle.pass_through_vae(3)
             param = compat.parameterisation_of(compat.model_sampling_of(model))
@@ -98,16 +98,6 @@ def oracle_table(engine):
     print("|---|---|---|---|---|---|")
     for prediction, task, label, calls, distance, floor in rows:
         print(f"| {prediction} | {task} | {label} | {calls} | {distance:.3f} | {floor:.3f} |")
-
-
-class Modules:
-    """The pack's modules by dotted name with '__' for '.', as the tests' `pack` fixture gives them."""
-
-    def __init__(self, engine):
-        self.engine = engine
-
-    def __getattr__(self, dotted):
-        return module(self.engine, dotted.replace("__", "."))
 
 
 def use_autograd_safe_attention(vae):

@@ -27,7 +27,6 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent / "scripts"))
 sys.path.insert(0, str(ROOT))
 import comfy_harness  # noqa: E402
-from bench_spin import Modules  # noqa: E402
 from dps_baseline import sample_dps  # noqa: E402
 from oracle_problems import restore_testbed, restorer_node_sampler  # noqa: E402
 
@@ -54,7 +53,7 @@ RESTORERS = {
 def problems(pack, task, draws):
     """The first `draws` of MAX_DRAWS problems of one task: truths = encoded held-out patches, one noise
     draw each (seeded, so draw k is the same problem whatever `draws` is)."""
-    reference, prior = pack.testbed__reference, pack.testbed__latent_prior
+    reference, prior = pack.testbed.reference, pack.testbed.latent_prior
     operator, noise_std = reference.task_operator(task, SIZE)
     generator = torch.Generator().manual_seed(1000 + TASKS.index(task))
     truths = prior.encode_patches(prior.held_out_truths(SIZE, MAX_DRAWS, generator))
@@ -66,7 +65,7 @@ def reference_samples(pack, task, draw, problem, chains, steps):
     path = CACHE / f"{task}_{draw}_c{chains}_s{steps}.pt"
     if path.exists():
         return torch.load(path)
-    reference = pack.testbed__reference
+    reference = pack.testbed.reference
     runs = [reference.run_mala(problem, chains, steps, seed=seed) for seed in (1, 2)]
     target = reference.Posterior(problem)
     result = {"first": target.decode(runs[0].flat()).float(), "second": target.decode(runs[1].flat()).float(),
@@ -84,8 +83,8 @@ class Scores:
         self.w2, self.psnr, self.residual, self.worst_sample = [], [], [], []
 
     def add(self, pack, problem, pixels, reference_pixels):
-        reference = pack.testbed__reference
-        self.w2.append(float(pack.solvers__metrics.sliced_wasserstein(pixels.double(), reference_pixels.double(),
+        reference = pack.testbed.reference
+        self.w2.append(float(pack.demo.metrics.sliced_wasserstein(pixels.double(), reference_pixels.double(),
                                                                       torch.Generator().manual_seed(0))))
         self.psnr.append(reference.psnr_against_truth(problem, pixels.mean(0)))
         residual = torch.nan_to_num(reference.data_residuals(problem, pixels), nan=math.inf)
@@ -105,7 +104,7 @@ def restorer_sampler(engine, pack, key, vae, model, problem, report=None):
         overrides = dict(overrides, report=report)   # counts the run's calls and decoder passes
     if node_id is None:   # DPS, at DInG's network calls
         import comfy.samplers
-        param = pack.nodes__comfy_compat.parameterisation_of(model.get_model_object("model_sampling"))
+        param = pack.nodes.comfy_compat.parameterisation_of(model.get_model_object("model_sampling"))
         return comfy.samplers.KSAMPLER(sample_dps, extra_options={
             "vae": vae, "measurement": problem.measurement, "operator": problem.operator, "param": param,
             "scale": 1.0}), 2 * STEPS - 1
@@ -130,9 +129,9 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(1)
     engine = comfy_harness.boot(with_test_nodes=False)
-    pack = Modules(engine)
-    vae = pack.testbed__latent_prior.testbed_vae()
-    models = {family: pack.testbed__latent_prior.prior_model(family, SIZE) for family in args.family}
+    pack = comfy_harness.pack_modules(engine)
+    vae = pack.testbed.latent_prior.testbed_vae()
+    models = {family: pack.testbed.latent_prior.prior_model(family, SIZE) for family in args.family}
     print("| task | family | restorer | sliced W2 mean (worst draw) | PSNR of the mean, dB (worst) | "
           "data residual mean (draw range) | worst sample's residual |")
     print("|---|---|---|---|---|---|---|", flush=True)
@@ -147,7 +146,7 @@ def main():
             for family in args.family:
                 cells[(family, "exact")].add(pack, problem, refs["second"][:args.samples], refs["first"])
                 for key in args.restorer:
-                    start, report = time.time(), pack.nodes__restoration.RunReport()
+                    start, report = time.time(), pack.nodes.restoration.RunReport()
                     pixels = restore(engine, pack, key, vae, models[family], problem, args.samples, draw, report)
                     cells[(family, key)].add(pack, problem, pixels, refs["first"])
                     work = f", {report.describe_work()}" if report.network_calls else ""

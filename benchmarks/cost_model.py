@@ -41,7 +41,7 @@ RESTORERS = [("DInG Restore (pixel)", "InverseDInGRestore", {}),
 
 def counted_work(engine, node_id, overrides):
     """(calls, decodes, encodes, jvps, vjps) that one run at the node defaults reports."""
-    model, vae, faces, _, cond = engine.nodes["InverseFacePriorLoader"]().load("eps", 1)
+    model, vae, faces, _, cond, _ = engine.nodes["InverseFacePriorLoader"]().load("eps", 1)
     operator = engine.nodes["InverseOperatorDownsample"]().build(5, "bicubic")[0]
     measurement = engine.nodes["InverseDegradeImage"]().degrade(faces, operator, 0.01, 0)[0]
     node = engine.nodes[node_id]

@@ -33,8 +33,8 @@ OUT = ROOT / "docs" / "ding_nfe.png"
 
 def curves(engine, pack, problem):
     ding = importlib.import_module(f"{engine.pack.__name__}.solvers.ding")
-    oracle = importlib.import_module(f"{engine.pack.__name__}.nodes.oracle_model")
-    metrics = importlib.import_module(f"{engine.pack.__name__}.solvers.metrics")
+    oracle = importlib.import_module(f"{engine.pack.__name__}.demo.oracle_model")
+    metrics = importlib.import_module(f"{engine.pack.__name__}.demo.metrics")
     mixture, observation, observed, posterior = oracle_problem(pack, problem)
     model = oracle.mixture_model(mixture, observation.shape[1:], "eps")
     generator = torch.Generator().manual_seed(0)
@@ -120,14 +120,11 @@ def draw(panels, path):
 def main():
     engine = comfy_harness.boot(with_test_nodes=False)
 
-    class Modules:
-        def __getattr__(self, dotted):
-            return importlib.import_module(f"{engine.pack.__name__}.{dotted.replace('__', '.')}")
     panels = []
     print(f"engine: {engine.name} ({engine.commit}); EPS sampling, {N_SAMPLES} samples")
     print("| problem | sampler | NFE | sliced W2 | floor |\n|---|---|---|---|---|")
     for problem in PROBLEMS:
-        result, floor = curves(engine, Modules(), problem)
+        result, floor = curves(engine, comfy_harness.pack_modules(engine), problem)
         for label, points in result.items():
             for calls, distance in points:
                 print(f"| {problem} | {label} | {calls} | {distance:.3f} | {floor:.3f} |", flush=True)

@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent / "scripts"))
 sys.path.insert(0, str(ROOT))
 import comfy_harness  # noqa: E402
-from bench_spin import Modules  # noqa: E402
 from oracle_problems import (RESTORE_NOISE, RestoreOracle, dense_proximal_solve, node_defaults,  # noqa: E402
                              restore_operators)
 
@@ -67,7 +66,7 @@ class Problem:
         self.pack, self.name = pack, f"{task}/{prediction}/{seed}"
         self.oracle = RestoreOracle(engine, pack, restore_operators(pack)[task], prediction, "identity", N_SAMPLES,
                                     STEPS, seed)
-        self.param = pack.nodes__comfy_compat.parameterisation_of(
+        self.param = pack.nodes.comfy_compat.parameterisation_of(
             self.oracle.model.get_model_object("model_sampling"))
         self.y = self.oracle.y.expand(N_SAMPLES, -1, -1, -1)
         mixture = self.oracle.mixture
@@ -77,19 +76,19 @@ class Problem:
         self.denoise = denoise
 
     def spin(self, knobs, seed=1, **fit):
-        spin = self.pack.solvers__spin
+        spin = self.pack.solvers.spin
         options = spin.SpinOptions(warm_start_iterations=knobs["warm_start_iterations"],
                                    guided_steps=knobs["guided_steps"], guidance_window=(0.0, knobs["guidance_end"]),
                                    proximity=knobs["proximity"], obs_std=RESTORE_NOISE,
                                    stochastic_renoise=knobs["renoise"] == "stochastic", **fit)
-        sigmas = self.pack.nodes__spin_nodes.warm_start_sigmas(self.oracle.sigmas, knobs["warm_start_strength"])
+        sigmas = self.pack.nodes.spin_nodes.warm_start_sigmas(self.oracle.sigmas, knobs["warm_start_strength"])
         identity = lambda v: v  # noqa: E731
         out = spin.sample_spin(self.denoise, identity, identity, self.oracle.operator, self.y, sigmas, self.param,
                                torch.Generator().manual_seed(seed), options)
         return out.reshape(N_SAMPLES, -1).double(), spin.network_calls(sigmas, options)
 
     def dcdp(self, knobs, seed=1, **fit):
-        dcdp = self.pack.solvers__dcdp
+        dcdp = self.pack.solvers.dcdp
         options = dcdp.DCDPOptions(purification="ode", purification_steps=4, **knobs, **fit)
         identity = lambda v: v  # noqa: E731
         image, _ = dcdp.sample_dcdp(self.denoise, identity, identity, self.oracle.operator, self.y, self.oracle.sigmas,
@@ -144,7 +143,7 @@ def print_sweep_table(title, rows):
 def dense_fit(pack):
     """Context manager: every exact proximal solve replaced by a dense-matrix one (the tests' reference)."""
     import contextlib
-    module = pack.solvers__linear_gaussian
+    module = pack.solvers.linear_gaussian
 
     @contextlib.contextmanager
     def patched():
@@ -187,7 +186,7 @@ def side_by_side(problems, pack, method, knobs, former_knobs, exact_fit, old_fit
 def main():
     quick = "--quick" in sys.argv
     engine = comfy_harness.boot(with_test_nodes=True)
-    pack = Modules(engine)
+    pack = comfy_harness.pack_modules(engine)
     seeds = SEEDS[:1] if quick else SEEDS
     problems = [Problem(engine, pack, task, prediction, seed) for task in TASKS for prediction in PREDICTIONS
                 for seed in seeds]

@@ -1,7 +1,7 @@
 """Every node the pack registers with ComfyUI."""
 from .compare import CompareImages
 from .dcdp_nodes import DCDP_NODES
-from .demo_nodes import FacePriorLoader
+from ..demo.nodes import FacePriorLoader
 from .ding_inpaint import DInGInpaint
 from .ding_restore_nodes import DING_RESTORE_NODES
 from .ding_sampler import DInGSampler

@@ -10,6 +10,7 @@ COMFYUI_GPU=1 lets ComfyUI use its GPU (the default is --cpu). EXTRA_CUSTOM_NODE
 """
 import asyncio
 import atexit
+import importlib
 import os
 import shutil
 import subprocess
@@ -145,6 +146,20 @@ def _find_pack(custom_nodes_dir):
         if getattr(module, "__file__", None) == init_file:
             return module
     raise RuntimeError("the pack was not imported by ComfyUI's custom-node loader (see the log above)")
+
+
+PACK_SUBPACKAGES = ("nodes", "solvers", "demo", "testbed")
+
+
+def pack_modules(engine):
+    """The pack's package, every module of its subpackages imported: tests and benchmarks reach each by its
+    dotted name (pack.solvers.operators), whatever name the engine's loader gave the pack."""
+    import pkgutil
+    for name in PACK_SUBPACKAGES:
+        package = importlib.import_module(f"{engine.pack.__name__}.{name}")
+        for info in pkgutil.iter_modules(package.__path__):
+            importlib.import_module(f"{package.__name__}.{info.name}")
+    return engine.pack
 
 
 def boot(with_test_nodes=True):

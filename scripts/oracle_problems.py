@@ -18,7 +18,7 @@ def oracle_problem(pack, problem):
     seed, spread, scale = PROBLEMS[problem]
     generator = torch.Generator().manual_seed(seed)
     dim = LATENT_SHAPE[0] * LATENT_SHAPE[1] * LATENT_SHAPE[2]
-    mixture = pack.solvers__gaussian_mixture.random_mixture(dim, 3, generator, spread=spread, scale=scale)
+    mixture = pack.demo.gaussian_mixture.random_mixture(dim, 3, generator, spread=spread, scale=scale)
     truth = mixture.sample(1, generator)
     observation = truth + OBS_STD * torch.randn(truth.shape, generator=generator, dtype=torch.float64)
     observed = torch.zeros(LATENT_SHAPE)
@@ -48,7 +48,7 @@ PIXEL_NOISE = 0.05
 
 
 def pixel_operators(pack):
-    ops = pack.solvers__operators
+    ops = pack.solvers.operators
     observed = torch.ones(1, 1, 4, 4)
     observed[..., :, 2:] = 0.0
     return {"inpaint": ops.Inpainting(observed), "blur": ops.gaussian_blur(3, 1.0),
@@ -59,13 +59,13 @@ def pixel_problem(pack, operator, n_samples, seed=11):
     """(mixture, measurement y [1, 3, 4, 4 or less], exact posterior samples [n, 48], noise floor)."""
     generator = torch.Generator().manual_seed(seed)
     dim = PIXEL_SHAPE[0] * PIXEL_SHAPE[1] * PIXEL_SHAPE[2]
-    mixture = pack.solvers__gaussian_mixture.random_mixture(dim, 3, generator, spread=0.35, scale=0.15)
+    mixture = pack.demo.gaussian_mixture.random_mixture(dim, 3, generator, spread=0.35, scale=0.15)
     truth = mixture.sample(1, generator).float().reshape(1, *PIXEL_SHAPE)
     y = operator.simulate(truth, PIXEL_NOISE, generator)
     matrix = operator.forward(torch.eye(dim).reshape(dim, *PIXEL_SHAPE)).reshape(dim, -1).T.double()
     posterior = mixture.condition(matrix, y.reshape(-1).double(), PIXEL_NOISE)
     exact = posterior.sample(n_samples, generator)
-    floor = float(pack.solvers__metrics.sliced_wasserstein(exact, posterior.sample(n_samples, generator), generator))
+    floor = float(pack.demo.metrics.sliced_wasserstein(exact, posterior.sample(n_samples, generator), generator))
     return mixture, y, exact, floor
 
 
@@ -106,10 +106,10 @@ class PixelOracle:
     def __init__(self, engine, pack, operator, prediction, n_samples, steps):
         self.engine, self.pack, self.operator, self.n_samples = engine, pack, operator, n_samples
         mixture, self.y, self.exact, self.floor = pixel_problem(pack, operator, n_samples)
-        self.model = pack.nodes__oracle_model.mixture_model(mixture, PIXEL_SHAPE, prediction)
-        self.vae = pack.nodes__oracle_model.pass_through_vae(3)
+        self.model = pack.demo.oracle_model.mixture_model(mixture, PIXEL_SHAPE, prediction)
+        self.vae = pack.demo.oracle_model.pass_through_vae(3)
         self.sigmas = engine.nodes["BasicScheduler"]().get_sigmas(self.model, "normal", steps, 1.0)[0]
-        self.measurement = pack.nodes__operator_nodes.measurement_image(operator, self.y)
+        self.measurement = pack.nodes.operator_nodes.measurement_image(operator, self.y)
         self.empty = torch.zeros(n_samples, *PIXEL_SHAPE)
 
     def sample(self, sampler, sigmas=None, latent=None):
@@ -122,13 +122,13 @@ class PixelOracle:
         """Draws that ignore y (plain euler from noise), and SDEdit from the operator's first guess
         with the schedule cut where a warm start at `strength` would begin."""
         euler = self.engine.nodes["KSamplerSelect"]().get_sampler("euler")[0]
-        first_guess = self.pack.nodes__vae_bridge.pixels_to_image(
+        first_guess = self.pack.nodes.vae_bridge.pixels_to_image(
             self.operator.initial_guess(self.y).expand(self.n_samples, -1, -1, -1))
-        cut = self.pack.nodes__spin_nodes.warm_start_sigmas(self.sigmas, strength)
+        cut = self.pack.nodes.spin_nodes.warm_start_sigmas(self.sigmas, strength)
         return {"prior": self.sample(euler), "sdedit": self.sample(euler, cut, self.vae.encode(first_guess))}
 
     def distances(self, samples, generator):
-        metric = self.pack.solvers__metrics.sliced_wasserstein
+        metric = self.pack.demo.metrics.sliced_wasserstein
         return {name: float(metric(value, self.exact, generator)) for name, value in samples.items()}
 
 
@@ -144,7 +144,7 @@ AUTOENCODERS = {"identity": (3, 8), "grey": (1, 8), "linear": (4, 4)}
 
 
 def restore_operators(pack):
-    ops = pack.solvers__operators
+    ops = pack.solvers.operators
     observed = torch.ones(1, 1, RESTORE_IMAGE_SIDE, RESTORE_IMAGE_SIDE)
     observed[..., :, RESTORE_IMAGE_SIDE // 2:] = 0.0
     return {"inpaint": ops.Inpainting(observed), "gaussian_blur": ops.gaussian_blur(5, 1.5),
@@ -159,10 +159,10 @@ class DenseObservation:
     reference the matrix-free observations are measured against (same loop, same draws)."""
 
     def __new__(cls, pack, matrix, measurement, obs_std, latent_shape):
-        base = pack.solvers__ding_restore.LinearObservation
+        base = pack.solvers.ding_restore.LinearObservation
 
         class Dense(base):
-            def linearise(self, x0):
+            def linearize(self, x0):
                 self.data_residual = self.y - self.apply(x0)
 
             def apply(self, v):
@@ -184,12 +184,12 @@ class RestoreOracle:
 
     def __init__(self, engine, pack, operator, prediction, autoencoder, n_samples, steps=20, seed=11):
         self.engine, self.pack, self.operator, self.n_samples = engine, pack, operator, n_samples
-        oracle_model = pack.nodes__oracle_model
+        oracle_model = pack.demo.oracle_model
         channels, side = AUTOENCODERS[autoencoder]
         self.latent_shape = (channels, side, side)
         generator = torch.Generator().manual_seed(seed)
         dim = channels * side * side
-        self.mixture = pack.solvers__gaussian_mixture.random_mixture(dim, 3, generator, spread=0.35, scale=0.15)
+        self.mixture = pack.demo.gaussian_mixture.random_mixture(dim, 3, generator, spread=0.35, scale=0.15)
         if autoencoder in ("identity", "grey"):
             self.vae = oracle_model.pass_through_vae(channels)
         else:
@@ -201,11 +201,11 @@ class RestoreOracle:
         self.matrix = operator.forward(decoder.decode(basis)).reshape(dim, -1).T.double()  # A∘Dec, [m, d]
         posterior = self.mixture.condition(self.matrix, self.y.reshape(-1).double(), RESTORE_NOISE)
         self.exact = posterior.sample(n_samples, generator)
-        self.floor = float(pack.solvers__metrics.sliced_wasserstein(self.exact, posterior.sample(n_samples, generator),
+        self.floor = float(pack.demo.metrics.sliced_wasserstein(self.exact, posterior.sample(n_samples, generator),
                                                                       generator))
         self.model = oracle_model.mixture_model(self.mixture, self.latent_shape, prediction)
         self.sigmas = engine.nodes["BasicScheduler"]().get_sigmas(self.model, "normal", steps, 1.0)[0]
-        self.measurement = pack.nodes__operator_nodes.measurement_image(operator, self.y)
+        self.measurement = pack.nodes.operator_nodes.measurement_image(operator, self.y)
         self.empty = torch.zeros(n_samples, *self.latent_shape)
         self.prediction = prediction
 
@@ -218,7 +218,7 @@ class RestoreOracle:
     def dense_reference(self, seed=1, **options):
         """The same loop with the dense exact step, run on the solver directly (same schedule, exact denoiser)."""
         pack = self.pack
-        param = pack.nodes__comfy_compat.parameterisation_of(self.model.get_model_object("model_sampling"))
+        param = pack.nodes.comfy_compat.parameterisation_of(self.model.get_model_object("model_sampling"))
         generator = torch.Generator().manual_seed(seed)
         start = torch.randn(self.n_samples, *self.latent_shape, generator=generator, dtype=torch.float64)
         start = start * param.noise_scale(float(self.sigmas[0]))
@@ -227,12 +227,12 @@ class RestoreOracle:
         def denoise(x, sigma):
             return mixture.denoise(x.reshape(len(x), -1), sigma, param).reshape(x.shape)
         observation = DenseObservation(pack, self.matrix, self.y, RESTORE_NOISE, self.latent_shape)
-        out = pack.solvers__ding.sample_posterior(denoise, start, self.sigmas, observation, param, generator,
+        out = pack.solvers.ding.sample_posterior(denoise, start, self.sigmas, observation, param, generator,
                                                   **options)
         return out.reshape(self.n_samples, -1).double()
 
     def distance(self, samples, generator):
-        return float(self.pack.solvers__metrics.sliced_wasserstein(samples, self.exact, generator))
+        return float(self.pack.demo.metrics.sliced_wasserstein(samples, self.exact, generator))
 
 
 def restorer_node_sampler(engine, pack, node_id, overrides, vae, problem):
@@ -242,7 +242,7 @@ def restorer_node_sampler(engine, pack, node_id, overrides, vae, problem):
     options = {**node_defaults(node), **overrides}
     if "measurement_noise" in options:
         options["measurement_noise"] = problem.noise_std / 2   # 0..1 pixel units
-    measurement = pack.nodes__operator_nodes.measurement_image(problem.operator, problem.measurement)
+    measurement = pack.nodes.operator_nodes.measurement_image(problem.operator, problem.measurement)
     return node().get_sampler(vae=vae, measurement=measurement, operator=problem.operator, **options)[0]
 
 
@@ -250,9 +250,9 @@ def restore_testbed(engine, pack, model, sampler, problem, samples, steps, seed)
     """`samples` restorations of a testbed problem through SamplerCustom, decoded (unclamped) to pixels
     [samples, 3, s, s] in [−1, 1]."""
     sigmas = engine.nodes["BasicScheduler"]().get_sigmas(model, "normal", steps, 1.0)[0]
-    empty = torch.zeros(samples, *pack.testbed__latent_prior.latent_shape(problem.size))
+    empty = torch.zeros(samples, *pack.testbed.latent_prior.latent_shape(problem.size))
     latents = run_sampler_custom(engine, model, sampler, sigmas, empty, seed=seed)
-    return pack.testbed__reference.Posterior(problem).decode(latents.reshape(len(latents), -1))
+    return pack.testbed.reference.Posterior(problem).decode(latents.reshape(len(latents), -1))
 
 
 def image_psnr(image, truth) -> float:

@@ -220,10 +220,10 @@ def inpainting_sheet(engine, pack, output_dir, seeds):
     faces_count = next(n["inputs"]["faces"] for n in prompt.values() if n["class_type"] == "InverseFacePriorLoader")
     prefixes = [spec["input"][0]] + [prefix for prefix, _ in spec["methods"]]
     runs = run_seeds(engine, prompt, prefixes, seeds, output_dir)
-    mixture = pack("solvers.face_prior").face_mixture()
-    truth = pack("solvers.face_prior").held_out_faces()[:faces_count].numpy()
-    holes = pack("solvers.face_prior").demo_hole_masks(faces_count).numpy() > 0
-    metrics, generator = pack("solvers.metrics"), torch.Generator().manual_seed(0)
+    mixture = pack("demo.face_prior").face_mixture()
+    truth = pack("demo.face_prior").held_out_faces()[:faces_count].numpy()
+    holes = pack("demo.face_prior").demo_hole_masks(faces_count).numpy() > 0
+    metrics, generator = pack("demo.metrics"), torch.Generator().manual_seed(0)
     rows, scores = [], {label: {"psnr": [], "w2": []} for _, label in spec["methods"]}
     scores["exact posterior"] = {"psnr": [], "w2": []}
     for face in range(faces_count):
@@ -256,11 +256,11 @@ def restoration_sheet(engine, pack, output_dir, seeds):
     faces_count = loader["inputs"]["faces"]
     prefixes = [prefix for task in spec["tasks"] for prefix in (task[1], *task[2])]
     runs = run_seeds(engine, prompt, prefixes, seeds, output_dir)
-    face_prior = pack("solvers.face_prior")
+    face_prior = pack("demo.face_prior")
     mixture = face_prior.face_mixture()
     truth = face_prior.held_out_faces()[:faces_count].numpy()
     faces_image = torch.from_numpy(truth).float()[..., None].repeat(1, 1, 1, 3)
-    metrics, generator = pack("solvers.metrics"), torch.Generator().manual_seed(0)
+    metrics, generator = pack("demo.metrics"), torch.Generator().manual_seed(0)
     everywhere = np.ones(FACE * FACE, dtype=bool)
     blocks = []
     for operator_class, measured_prefix, restored_prefixes, task_name in spec["tasks"]:

@@ -117,7 +117,7 @@ class Observation(Protocol):
                    noise_guess: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """A draw of x_s from N(μ, η²I)·N(ỹ; A x_s, τ²I): μ = prior_mean, η = prior_std,
         ỹ = a_s·y + b_s·A ε̂_z with a_s = signal, b_s = noise, ε̂_z = noise_guess, and τ = a_s·σ_y.
-        x0 is the step's Tweedie estimate (a latent observation linearises its decoder there)."""
+        x0 is the step's Tweedie estimate (a latent observation linearizes its decoder there)."""
 
     def final(self, x0: torch.Tensor, x0_std: float, generator: torch.Generator) -> torch.Tensor:
         """The last Tweedie estimate x̂0 conditioned on y: N(x̂0, x0_std²I)·N(y; A x, σ_y²I), its observed

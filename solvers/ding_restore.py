@@ -14,7 +14,7 @@ before the last) and only the likelihood's perturbation ξ₃: no fresh prior no
 A does not see stay at x̂0.
 
 Latent models see the operator through the decoder (§2): y = A(Dec(x0)) + noise. Each step then
-linearises Dec at its own x̂0, A_z = A·J, and the measurement becomes y − A(Dec(x̂0)) + A_z x̂0:
+linearizes Dec at its own x̂0, A_z = A·J, and the measurement becomes y − A(Dec(x̂0)) + A_z x̂0:
 * `linearized`: J v by forward-mode differentiation of the decoder (a finite difference where a kernel
   has no forward rule), Jᵀ w by a vector-Jacobian product through the decoder only (never the
   denoiser), conjugate gradients on the composed system. Exact for linear decoders.
@@ -51,10 +51,10 @@ class SolveOptions:
 
 
 class LinearObservation:
-    """y = A_z x0 + σ_y·n around each step's linearisation point (a `ding.Observation`);
+    """y = A_z x0 + σ_y·n around each step's linearization point (a `ding.Observation`);
     subclasses provide A_z.
 
-    linearise(x0) sets data_residual = y − A(Dec(x̂0)); apply(v) = A_z v; adjoint(w) = A_zᵀ w;
+    linearize(x0) sets data_residual = y − A(Dec(x̂0)); apply(v) = A_z v; adjoint(w) = A_zᵀ w;
     solve(τ², v, r) = (τ² I + v·A_z A_zᵀ)⁻¹ r.
     """
 
@@ -69,10 +69,10 @@ class LinearObservation:
         self.data_residual = None
 
     def transition(self, x0, prior_mean, prior_std, signal, noise, noise_guess, generator):
-        self.linearise(x0)
+        self.linearize(x0)
         prior_draw = prior_mean + prior_std * _standard_normal(prior_mean, generator)
         tau = signal * self.obs_std
-        # ỹ + τξ₃ − A_z μ' with ỹ = a_s·y + b_s·A_z ε̂_z, written around the linearisation point x̂0,
+        # ỹ + τξ₃ − A_z μ' with ỹ = a_s·y + b_s·A_z ε̂_z, written around the linearization point x̂0,
         # where A(Dec(x̂0)) = y − data_residual
         rhs = (signal * self.data_residual + self.apply(signal * x0 + noise * noise_guess - prior_draw)
                + tau * _standard_normal(self.data_residual, generator))
@@ -82,10 +82,10 @@ class LinearObservation:
 
     def final(self, x0, x0_std, generator):
         """argmin ‖x − x̂0‖²/σ̃² + ‖A(Dec(x)) − y − σ_y ξ₃‖²/σ_y² by Gauss–Newton: one step is exact for a
-        linear decoder; a nonlinear one is re-linearised at each iterate (final_iterations)."""
+        linear decoder; a nonlinear one is re-linearized at each iterate (final_iterations)."""
         x = x0
         for iteration in range(self.final_iterations):
-            self.linearise(x)
+            self.linearize(x)
             if iteration == 0:
                 perturbation = self.obs_std * _standard_normal(self.data_residual, generator)
                 rhs = self.data_residual + perturbation
@@ -102,7 +102,7 @@ class LinearObservation:
         return self.options.final_iterations
 
     def release(self):
-        """Drop what the last linearisation holds (a decoder graph, cached images)."""
+        """Drop what the last linearization holds (a decoder graph, cached images)."""
 
     def _pixel_solve(self, noise_var, prior_var, rhs):
         """(τ² I + v·A Aᵀ)⁻¹ rhs with the pixel-space operator alone (closed form or CG)."""
@@ -126,7 +126,7 @@ class StateObservation(LinearObservation):
     """A acts on the state itself: pixel-space models, or latents through a linear map."""
     final_iterations = 1  # linear: one Gauss–Newton step is the exact solution
 
-    def linearise(self, x0):
+    def linearize(self, x0):
         self.data_residual = self.y.to(x0.dtype) - self.operator.forward(x0)
 
     def apply(self, v):
@@ -160,7 +160,7 @@ def probe_squared_gain(decode, point, pixels, size):
     return float(image.square().sum() / probe.square().sum())
 
 
-class LinearisedDecoderObservation(LinearObservation):
+class LinearizedDecoderObservation(LinearObservation):
     """A_z = A·J at x̂0: J v by forward-mode differentiation of the decoder (finite difference as a
     fallback), Jᵀ w by a VJP through the decoder only."""
 
@@ -171,7 +171,7 @@ class LinearisedDecoderObservation(LinearObservation):
         self.forward_mode = True
         self.decoder_passes = {"decodes": 0, "jvps": 0, "vjps": 0}  # what the decoder was asked for
 
-    def linearise(self, x0):
+    def linearize(self, x0):
         self.release()
         with torch.inference_mode(False), torch.enable_grad():
             self.point = x0.detach().clone().float().requires_grad_(True)
@@ -223,7 +223,7 @@ class DecoderGainObservation(LinearObservation):
     grey decoder, ×48 on SD's VAE.)"""
 
     def __init__(self, operator, measurement, obs_std, options, decode: Callable, encode: Callable,
-                 check_interrupt=None, exact: Optional[LinearisedDecoderObservation] = None, exact_below: float = 0.0):
+                 check_interrupt=None, exact: Optional[LinearizedDecoderObservation] = None, exact_below: float = 0.0):
         super().__init__(operator, measurement, obs_std, options, check_interrupt)
         self.decode, self.encode = decode, encode
         self.point = self.pixels = self.encoded = None
@@ -254,7 +254,7 @@ class DecoderGainObservation(LinearObservation):
         self.release()
         return self.exact.final(x0, x0_std, generator)
 
-    def linearise(self, x0):
+    def linearize(self, x0):
         self.point, self.pixels, self.encoded = x0, self.decode(x0), None
         if self.squared_gain is None:
             self.squared_gain = probe_squared_gain(self.decode, x0, self.pixels, self.options.finite_difference)
@@ -302,10 +302,10 @@ def latent_observation(solver: str, operator, measurement, obs_std, decode: Call
     the decoder's derivatives when `exact_final` (one Gauss–Newton step: measured as close as three), and
     its transitions to a noise-to-signal ratio below `exact_below` too (which implies the exact final)."""
     if solver == "linearized":
-        return LinearisedDecoderObservation(operator, measurement, obs_std, options, differentiable_decode,
+        return LinearizedDecoderObservation(operator, measurement, obs_std, options, differentiable_decode,
                                             check_interrupt)
     if solver == "pixel":
-        exact = (LinearisedDecoderObservation(operator, measurement, obs_std, replace(options, final_iterations=1),
+        exact = (LinearizedDecoderObservation(operator, measurement, obs_std, replace(options, final_iterations=1),
                                               differentiable_decode, check_interrupt)
                  if exact_final or exact_below > 0 else None)
         return DecoderGainObservation(operator, measurement, obs_std, options, decode, encode, check_interrupt, exact,

@@ -6,7 +6,7 @@ The patches are size×size crops (stride 8, and their mirror images) of the two 
 encoded on its own to its [4, size/8, size/8] posterior mode: chelsea, and coffee left of column 400.
 Coffee right of column 400 is kept back for truths the prior never saw (`held_out_truths`). The mixture
 (k-means clusters, each its cluster's sample covariance, the smallest eigenvalue as an isotropic floor) is
-solvers.gaussian_mixture's; the MODEL is nodes.oracle_model's. Import this module through the pack
+demo.gaussian_mixture's; the MODEL is demo.oracle_model's. Import this module through the pack
 (it needs the booted engine): importlib.import_module(f"{engine.pack.__name__}.testbed.latent_prior").
 """
 from functools import lru_cache
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from ..solvers.gaussian_mixture import GaussianMixture, fit_lowrank_mixture
+from ..demo.gaussian_mixture import GaussianMixture, fit_lowrank_mixture
 from . import photos
 from .vae import LATENT_CHANNELS, DOWNSCALE, load_testbed_vae, posterior_mode
 
@@ -113,5 +113,5 @@ def log_density(mixture: GaussianMixture, z: torch.Tensor):
 def prior_model(prediction: str = "eps", size: int = 16, shift: float = 3.0):
     """The prior as a ComfyUI MODEL (ModelPatcher) over latents [4, size/8, size/8]: prediction "eps",
     "v_prediction" or "flow"; ComfyUI's denoised output is the exact E[z0 | z_σ]."""
-    from ..nodes.oracle_model import mixture_model
+    from ..demo.oracle_model import mixture_model
     return mixture_model(latent_mixture(size), latent_shape(size), prediction, shift)

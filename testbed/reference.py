@@ -9,7 +9,7 @@ in one batch, the gradient of the likelihood by autograd through the decoder and
 Warm-up (see run_mala): chains start from prior draws (over-dispersed), the likelihood is tempered in, the
 step size is tuned toward 0.574 acceptance and the preconditioner (the proposal's covariance) re-estimated
 from the chains' pooled covariance; both are then frozen and the chains keep every `thin`-th state. Convergence: split-R̂ per latent coordinate
-over the chains of one run, and the sliced W2 (solvers.metrics) between the decoded samples of two runs
+over the chains of one run, and the sliced W2 (demo.metrics) between the decoded samples of two runs
 with independent seeds, beside the same distance between two halves of one run's chains.
 
     .venv/bin/python -m testbed.reference            the built-in check: a few problems, two runs each
@@ -106,7 +106,7 @@ def run_mala(problem: LatentProblem, chains: int, steps: int, seed: int, warmup:
              jump_every: int = 4, log=None) -> ReferenceRun:
     """`chains` MALA chains of `steps` iterations; the first `warmup` (default half) tune and are dropped.
     Every `jump_every`-th sampling iteration adds an independence Metropolis-Hastings move whose proposal q
-    is a Gaussian mixture fitted to the end of the warm-up (solvers.gaussian_mixture's fit, covariances
+    is a Gaussian mixture fitted to the end of the warm-up (demo.gaussian_mixture's fit, covariances
     doubled): exact, since it is accepted with π(z')q(z) / (π(z)q(z')), and it lets a chain jump between
     separated posterior modes (an inpainted hole with two plausible contents), which MALA alone cannot.
 
@@ -182,7 +182,7 @@ def run_mala(problem: LatentProblem, chains: int, steps: int, seed: int, warmup:
 
 def _fit_jump_proposal(states: torch.Tensor, generator: torch.Generator, components: int = 4):
     """A Gaussian mixture over the warm-up's last states [n, d], each covariance doubled."""
-    mixtures = _pack_module("solvers.gaussian_mixture")
+    mixtures = _pack_module("demo.gaussian_mixture")
     fitted = mixtures.fit_lowrank_mixture(states, components, states.shape[1] - 1, generator, min_var=1e-8)
     return mixtures.GaussianMixture(fitted.weights, fitted.means, fitted.basis, 2.0 * fitted.basis_var,
                                     2.0 * fitted.iso_var)
@@ -237,7 +237,7 @@ def psnr_against_truth(problem: LatentProblem, image: torch.Tensor) -> float:
 
 def assess(problem: LatentProblem, first: ReferenceRun, second: ReferenceRun, seed: int = 0) -> dict:
     """Convergence and fit of two independent runs on one problem."""
-    sliced = _pack_module("solvers.metrics").sliced_wasserstein
+    sliced = _pack_module("demo.metrics").sliced_wasserstein
     target = Posterior(problem)
     pixels_a, pixels_b = target.decode(first.flat()), target.decode(second.flat())
     g = lambda: torch.Generator().manual_seed(seed)

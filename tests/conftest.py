@@ -24,11 +24,8 @@ def engine():
 
 @pytest.fixture(scope="session")
 def pack(engine):
-    """The pack's modules, as ComfyUI's custom-node loader imported them."""
-    class Modules:
-        def __getattr__(self, dotted):
-            return importlib.import_module(f"{engine.pack.__name__}.{dotted.replace('__', '.')}")
-    return Modules()
+    """The pack's package as ComfyUI's custom-node loader imported it: pack.solvers.operators, …"""
+    return comfy_harness.pack_modules(engine)
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ def degrade(engine, image, operator, noise=0.01):
 
 
 def test_greyscale_node_presets_custom_weights_and_errors(engine, pack):
-    luminance = pack.solvers__operators.LUMINANCE_WEIGHTS
+    luminance = pack.solvers.operators.LUMINANCE_WEIGHTS
     for name, weights in luminance.items():
         expected = torch.tensor(weights) / sum(weights)
         torch.testing.assert_close(greyscale(engine, name).weights, expected)

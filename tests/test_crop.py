@@ -7,7 +7,7 @@ from test_nodes import inpaint, tiny_family
 
 
 def test_boxes_grow_by_the_margin_and_stop_at_the_borders(pack):
-    crop = pack.solvers__crop
+    crop = pack.solvers.crop
     holes = torch.zeros(3, 100, 80)
     holes[0, 40:50, 30:40] = 1.0      # middle: margin on every side
     holes[1, 0:5, 70:80] = 1.0        # top-right corner: clipped there
@@ -30,7 +30,7 @@ def test_boxes_grow_by_the_margin_and_stop_at_the_borders(pack):
 
 
 def test_crop_size_is_a_multiple_of_the_vae_scale(pack):
-    crop = pack.solvers__crop
+    crop = pack.solvers.crop
     assert crop.crop_size(200, 100, 1024, 8) == (1024, 512)
     assert crop.crop_size(30, 1000, 512, 8) == (16, 512)
     assert crop.crop_size(3, 3, 512, 8) == (512, 512)
@@ -38,7 +38,7 @@ def test_crop_size_is_a_multiple_of_the_vae_scale(pack):
 
 
 def test_stitch_keeps_every_pixel_outside_the_mask_and_matches_a_full_paste(pack, generator):
-    crop, masks = pack.solvers__crop, pack.solvers__masks
+    crop, masks = pack.solvers.crop, pack.solvers.masks
     original = torch.rand(2, 60, 70, 3, generator=generator)
     holes = torch.zeros(2, 60, 70)
     holes[0, 10:30, 5:25] = 1.0

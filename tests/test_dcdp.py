@@ -43,7 +43,7 @@ def test_dcdp_approaches_exact_posterior_better_than_naive_baselines(engine, pac
 
 
 def test_cg_solver_matches_the_normal_equations(pack, generator):
-    dcdp, ops = pack.solvers__dcdp, pack.solvers__operators
+    dcdp, ops = pack.solvers.dcdp, pack.solvers.operators
     operator = ops.gaussian_blur(3, 1.0)
     y = torch.randn(1, 3, 8, 8, generator=generator)
     start = torch.randn(1, 3, 8, 8, generator=generator)
@@ -57,14 +57,14 @@ def test_cg_solver_matches_the_normal_equations(pack, generator):
 
 
 def test_step_is_normalised_by_the_operator_norm(pack, generator):
-    dcdp, ops = pack.solvers__dcdp, pack.solvers__operators
+    dcdp, ops = pack.solvers.dcdp, pack.solvers.operators
     operator = ops.Downsample(4, "box")  # ‖A‖² = 1/16
     assert dcdp.operator_norm_squared(operator, (1, 3, 32, 32), generator) == pytest.approx(1 / 16, rel=1e-3)
     assert dcdp.operator_norm_squared(ops.ClipHDR(2.0), (1, 3, 32, 32), generator) == 1.0
 
 
 def test_purification_levels_decay_linearly(pack):
-    dcdp = pack.solvers__dcdp
+    dcdp = pack.solvers.dcdp
     sigmas = torch.linspace(1, 0, 21)
     levels = dcdp.purification_levels(sigmas, dcdp.DCDPOptions(outer_iterations=5, start_strength=0.8, end_strength=0.0))
     assert levels == [4, 8, 12, 16, 19]  # strength 0.8 → index 4 … strength 0 → the last nonzero σ
@@ -90,7 +90,7 @@ def test_restore_node_on_every_family(engine, tiny, family):
 
 
 def test_seeds_cg_skip_final_and_untouched_inputs(engine):
-    model, vae, faces, masks, cond = engine.nodes["InverseFacePriorLoader"]().load("eps", 2)
+    model, vae, faces, masks, cond, _ = engine.nodes["InverseFacePriorLoader"]().load("eps", 2)
     operator = engine.nodes["InverseOperatorGaussianBlur"]().build(5, 1.0)[0]
     measurement = engine.nodes["InverseDegradeImage"]().degrade(faces, operator, 0.0, 0)[0]
     measurement_copy = measurement.clone()
@@ -109,7 +109,7 @@ def test_seeds_cg_skip_final_and_untouched_inputs(engine):
 
 
 def test_errors_and_interruption_inside_the_fit(engine):
-    model, vae, faces, masks, cond = engine.nodes["InverseFacePriorLoader"]().load("eps", 1)
+    model, vae, faces, masks, cond, _ = engine.nodes["InverseFacePriorLoader"]().load("eps", 1)
     hdr = engine.nodes["InverseOperatorHDRClip"]().build(2.0)[0]
     measurement = engine.nodes["InverseDegradeImage"]().degrade(faces, hdr, 0.0, 0)[0]
     node = engine.nodes["InverseDCDPRestore"]()

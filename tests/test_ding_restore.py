@@ -23,8 +23,8 @@ def ding_restore_sampler(engine, oracle, **overrides):
 def test_perturb_and_map_draws_the_exact_gaussian_product(pack):
     """x_s ~ N(μ, η²I)·N(y; A x, τ²I) for a blur A: empirical mean and covariance of 40 000 draws
     against P⁻¹ = (I/η² + AᵀA/τ²)⁻¹ and P⁻¹(μ/η² + Aᵀy/τ²)."""
-    restore, linear = pack.solvers__ding_restore, pack.solvers__linear_gaussian
-    operator = pack.solvers__operators.gaussian_blur(3, 0.8)
+    restore, linear = pack.solvers.ding_restore, pack.solvers.linear_gaussian
+    operator = pack.solvers.operators.gaussian_blur(3, 0.8)
     shape, n = (1, 1, 3, 3), 40000
     generator = torch.Generator().manual_seed(0)
     prior_mean = torch.randn(shape, generator=generator, dtype=torch.float64)
@@ -44,7 +44,7 @@ def test_perturb_and_map_draws_the_exact_gaussian_product(pack):
 
 
 def test_cg_reaches_its_tolerance_on_blur_and_bicubic_systems(pack, generator):
-    linear, ops = pack.solvers__linear_gaussian, pack.solvers__operators
+    linear, ops = pack.solvers.linear_gaussian, pack.solvers.operators
     for operator, shape in [(ops.gaussian_blur(5, 1.5), (2, 3, 16, 16)), (ops.motion_blur(7, generator), (1, 3, 16, 16)),
                             (ops.Downsample(2, "bicubic"), (2, 3, 8, 8)),
                             (ops.Composed([ops.gaussian_blur(5, 1.5), ops.Downsample(2, "bicubic")]), (2, 3, 8, 8)),
@@ -60,7 +60,7 @@ def test_cg_reaches_its_tolerance_on_blur_and_bicubic_systems(pack, generator):
 
 
 def test_circulant_preconditioner_cuts_cg_iterations_on_a_large_blur(pack, generator):
-    linear, ops = pack.solvers__linear_gaussian, pack.solvers__operators
+    linear, ops = pack.solvers.linear_gaussian, pack.solvers.operators
     operator = ops.gaussian_blur(9, 2.0)
     rhs = torch.randn(1, 3, 64, 64, generator=generator, dtype=torch.float64)
     _, plain_iterations, plain_residual = linear.conjugate_gradient(
@@ -74,7 +74,7 @@ def test_circulant_preconditioner_cuts_cg_iterations_on_a_large_blur(pack, gener
 
 def test_closed_forms_match_cg(pack, generator):
     """Identity, masks and box down-sampling skip CG (A Aᵀ diagonal); same answer as the iterative solve."""
-    linear, ops = pack.solvers__linear_gaussian, pack.solvers__operators
+    linear, ops = pack.solvers.linear_gaussian, pack.solvers.operators
     mask = (torch.rand(1, 1, 8, 8, generator=generator) > 0.4).double() * 0.7
     for operator in (ops.Identity(), ops.Inpainting(mask), ops.Downsample(2, "box"), ops.Greyscale((0.2, 0.7, 0.1))):
         rhs = torch.randn(operator.measurement_shape((2, 3, 8, 8)), generator=generator, dtype=torch.float64)
@@ -87,8 +87,8 @@ def test_closed_forms_match_cg(pack, generator):
 
 
 def _mixture_denoiser(pack, dim, seed):
-    mixture = pack.solvers__gaussian_mixture.random_mixture(dim, 2, torch.Generator().manual_seed(seed))
-    param = pack.solvers__parameterisation.VE
+    mixture = pack.demo.gaussian_mixture.random_mixture(dim, 2, torch.Generator().manual_seed(seed))
+    param = pack.solvers.parameterisation.VE
 
     def denoise(x, sigma):
         return mixture.denoise(x.reshape(len(x), -1), sigma, param).reshape(x.shape)
@@ -97,7 +97,7 @@ def _mixture_denoiser(pack, dim, seed):
 
 def test_mask_operator_is_ding_draw_for_draw(pack):
     """The inpainting case of the generalised step is DInG itself: same seed, same samples."""
-    ding, restore, ops = pack.solvers__ding, pack.solvers__ding_restore, pack.solvers__operators
+    ding, restore, ops = pack.solvers.ding, pack.solvers.ding_restore, pack.solvers.operators
     denoise, param = _mixture_denoiser(pack, 2 * 3 * 3, 4)
     observed = torch.ones(1, 1, 3, 3, dtype=torch.float64)
     observed[..., 1:, 1:] = 0.0
@@ -112,8 +112,8 @@ def test_mask_operator_is_ding_draw_for_draw(pack):
 
 
 def test_nonlinear_operator_is_refused_with_a_pointer_to_spin_and_dcdp(engine, pack):
-    hdr = pack.solvers__operators.ClipHDR(2.0)
-    vae = pack.nodes__oracle_model.pass_through_vae(3)
+    hdr = pack.solvers.operators.ClipHDR(2.0)
+    vae = pack.demo.oracle_model.pass_through_vae(3)
     with pytest.raises(ValueError, match="not linear.*Spin or DCDP"):
         engine.nodes["InverseDInGRestoreSampler"]().get_sampler(vae, torch.zeros(1, 8, 8, 3), hdr, **DING_DEFAULTS)
 
@@ -125,7 +125,7 @@ def test_ding_keeps_observed_latents_as_close_to_y_as_the_exact_posterior(engine
     """Observed coordinates end within the exact posterior's spread around y (the paper's plain
     Tweedie end left them 3–4× further)."""
     mixture, observation, observed, posterior = oracle_problem(pack, "correlated")
-    model = pack.nodes__oracle_model.mixture_model(mixture, observation.shape[1:], prediction)
+    model = pack.demo.oracle_model.mixture_model(mixture, observation.shape[1:], prediction)
     sampler = engine.nodes["InverseDInGSampler"]().get_sampler("ding", "fm_square", 1.0, 0.01)[0]
     samples = sample_with_sampler_custom(engine, model, sampler, observation, observed, 400, 20, seed=3)
     known = (observed.reshape(-1) == 1).nonzero()[:, 0]

@@ -64,7 +64,7 @@ SR4 = {"class_type": "InverseOperatorDownsample", "inputs": {"factor": 4, "mode"
 
 
 def measurement_rms(pack, operator, image, measurement):
-    pixels = pack.nodes__vae_bridge.image_to_pixels
+    pixels = pack.nodes.vae_bridge.image_to_pixels
     residual = operator.forward(pixels(image, "cpu")) - pixels(measurement, "cpu")
     return float(residual.square().mean().sqrt())
 
@@ -127,7 +127,7 @@ def test_progress_and_network_calls(engine, pack, tiny, monkeypatch):
     model = model.clone()
     model.set_model_unet_function_wrapper(
         lambda apply, args: calls.append(1) or apply(args["input"], args["timestep"], **args["c"]))
-    preview = pack.nodes__comfy_compat.latent_preview
+    preview = pack.nodes.comfy_compat.latent_preview
     monkeypatch.setattr(preview, "prepare_callback",
                         lambda model, steps, *a, **k: lambda i, x0, x, total: steps_seen.append((i, total)))
     info = engine.nodes["InverseDInGRestore"]().restore(model, cond, cond, vae, measurement, denoise_op, 0, 4, 1.0,

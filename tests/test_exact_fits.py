@@ -32,7 +32,7 @@ def dcdp_defaults(engine):
 @pytest.mark.parametrize("name", ["identity", "inpaint", "gaussian_blur", "motion_blur", "sr_x2", "sr_box_x2"])
 @pytest.mark.parametrize("weight", [0.0, 0.05, 1.0])
 def test_proximal_solve_matches_explicit_matrices(pack, generator, name, weight):
-    ops, linear_gaussian = pack.solvers__operators, pack.solvers__linear_gaussian
+    ops, linear_gaussian = pack.solvers.operators, pack.solvers.linear_gaussian
     operators = dict(restore_operators(pack), identity=ops.Identity(), sr_box_x2=ops.Downsample(2, "box"))
     operator = operators[name]
     if weight == 0.0 and name in ("gaussian_blur", "motion_blur"):
@@ -47,7 +47,7 @@ def test_proximal_solve_matches_explicit_matrices(pack, generator, name, weight)
 
 
 def test_proximal_solve_refuses_nonlinear_operators(pack, generator):
-    linear_gaussian, ops = pack.solvers__linear_gaussian, pack.solvers__operators
+    linear_gaussian, ops = pack.solvers.linear_gaussian, pack.solvers.operators
     with pytest.raises(ValueError, match="needs a linear operator"):
         linear_gaussian.proximal_solve(ops.ClipHDR(2.0), torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4), 0.1,
                                        linear_gaussian.SolveStats())
@@ -55,7 +55,7 @@ def test_proximal_solve_refuses_nonlinear_operators(pack, generator):
 
 @pytest.mark.parametrize("operator_name", ["gaussian_blur", "hdr"])
 def test_gradient_fit_stops_at_its_tolerance_and_reports_the_residual(pack, generator, operator_name):
-    pixel_fit, linear_gaussian, ops = pack.solvers__pixel_fit, pack.solvers__linear_gaussian, pack.solvers__operators
+    pixel_fit, linear_gaussian, ops = pack.solvers.pixel_fit, pack.solvers.linear_gaussian, pack.solvers.operators
     operator = ops.ClipHDR(1.5) if operator_name == "hdr" else restore_operators(pack)[operator_name]
     start = torch.rand(2, 3, 8, 8, generator=generator) - 0.5
     y = operator.forward(torch.rand(2, 3, 8, 8, generator=generator) - 0.5)
@@ -104,7 +104,7 @@ def test_defaults_are_within_15_percent_of_the_exact_dense_version(engine, pack,
     knobs = defaults(engine)
     samples = oracle.sample(make_sampler(engine, oracle, knobs))
     with monkeypatch.context() as patch:  # every proximal solve by explicit matrices, all else unchanged
-        patch.setattr(pack.solvers__linear_gaussian, "proximal_solve", dense_proximal_solve)
+        patch.setattr(pack.solvers.linear_gaussian, "proximal_solve", dense_proximal_solve)
         dense = oracle.sample(make_sampler(engine, oracle, dict(knobs, **{solver_knob: "cg"})))
     generator = torch.Generator().manual_seed(0)
     distance, dense_distance = oracle.distance(samples, generator), oracle.distance(dense, generator)
@@ -142,10 +142,10 @@ def test_exact_fit_on_a_nonlinear_operator_is_a_clear_error(engine, pack):
 
 def test_solver_defaults_are_the_nodes_defaults(engine, pack):
     """The swept defaults live in two places (the nodes' widgets and the solvers' option classes): the same."""
-    spin, dcdp = pack.solvers__spin, pack.solvers__dcdp
+    spin, dcdp = pack.solvers.spin, pack.solvers.dcdp
     glue = ("warm_start_strength", "tiled_vae")  # the node's, not the solver's: where t* sits, how the VAE runs
     knobs = node_defaults(engine.nodes["InverseSpinSampler"])
-    from_node = pack.nodes__spin_nodes.spin_options(**{k: v for k, v in knobs.items() if k not in glue})
+    from_node = pack.nodes.spin_nodes.spin_options(**{k: v for k, v in knobs.items() if k not in glue})
     assert from_node == spin.SpinOptions(obs_std=from_node.obs_std)  # σ_y has no solver default: the node's 0.01
     dcdp_knobs = node_defaults(engine.nodes["InverseDCDPSampler"])
     assert dcdp.DCDPOptions(**{k: v for k, v in dcdp_knobs.items() if k not in glue}) == dcdp.DCDPOptions()

@@ -52,7 +52,7 @@ def sampler_custom(engine, model, sampler, positive, negative, latent, steps=4, 
 
 
 def test_inpainting_models_are_recognised(engine, pack, tiny):
-    compat = pack.nodes__comfy_compat
+    compat = pack.nodes.comfy_compat
     assert compat.is_inpainting_model(load(engine, tiny, "sd15_inpaint")[0])
     assert not compat.is_inpainting_model(load(engine, tiny, "sd15")[0])
     assert load(engine, tiny, "sd15_inpaint")[0].model.concat_keys == ("mask", "masked_image")
@@ -98,11 +98,11 @@ def test_all_in_one_shows_an_inpainting_model_the_hole_it_fills(engine, pack, ti
     finally:
         inputs.close()
     assert "inpainting model shown DInG's hole" in info and torch.isfinite(result).all()
-    masks = pack.solvers__masks
+    masks = pack.solvers.masks
     observed = masks.latent_observed_mask(mask, (8, 8), "threshold", options["mask_threshold"])
     torch.testing.assert_close(inputs.hole(family, 1), 1.0 - observed)
     greyed = masks.grey_out_hole(image, masks.hole_in_pixels(observed, (64, 64)))
-    expected = model.model.process_latent_in(pack.nodes__vae_bridge.encode_reproducibly(vae, greyed, seed=3))
+    expected = model.model.process_latent_in(pack.nodes.vae_bridge.encode_reproducibly(vae, greyed, seed=3))
     torch.testing.assert_close(inputs.masked_image(family, 1), expected, atol=1e-5, rtol=1e-5)
 
 

@@ -31,7 +31,7 @@ def test_jpeg_matches_pillow_at_the_same_quality(pack, quality, chroma_subsampli
     ringing and colour smear, up to libjpeg's integer arithmetic."""
     rgb = photo_patch()
     pixels = torch.tensor(rgb).permute(2, 0, 1)[None].double() / 127.5 - 1
-    ours = pack.solvers__jpeg.JPEG(quality, chroma_subsampling).forward(pixels)
+    ours = pack.solvers.jpeg.JPEG(quality, chroma_subsampling).forward(pixels)
     ours = ((ours[0].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).numpy().astype(np.uint8)
     reference = pillow_jpeg(rgb, quality, chroma_subsampling)
     assert psnr(ours, reference) > 42.0
@@ -39,7 +39,7 @@ def test_jpeg_matches_pillow_at_the_same_quality(pack, quality, chroma_subsampli
 
 
 def test_quantisation_tables_follow_libjpeg(pack):
-    jpeg = pack.solvers__jpeg
+    jpeg = pack.solvers.jpeg
     torch.testing.assert_close(jpeg.quantisation_table(jpeg.LUMA_TABLE, 50), jpeg.LUMA_TABLE)
     assert torch.all(jpeg.quantisation_table(jpeg.LUMA_TABLE, 100) == 1)
     assert float(jpeg.quantisation_table(jpeg.CHROMA_TABLE, 1).max()) == 255  # baseline: steps at most 255
@@ -49,7 +49,7 @@ def test_quantisation_tables_follow_libjpeg(pack):
 
 
 def test_both_roundings_compress_alike_and_give_gradients(pack, generator):
-    jpeg, ops = pack.solvers__jpeg, pack.solvers__operators
+    jpeg, ops = pack.solvers.jpeg, pack.solvers.operators
     x = torch.rand(2, 3, 24, 40, generator=generator) * 2 - 1
     straight, smooth = jpeg.JPEG(10, rounding="straight-through"), jpeg.JPEG(10, rounding="smooth")
     compressed = straight.forward(x)
@@ -65,7 +65,7 @@ def test_both_roundings_compress_alike_and_give_gradients(pack, generator):
     with pytest.raises(ValueError, match="quality must be 1..100"):
         jpeg.JPEG(0)
     with pytest.raises(ValueError, match="not linear"):
-        pack.solvers__ding_restore.require_linear(straight)
+        pack.solvers.ding_restore.require_linear(straight)
     # a JPEG of a JPEG at the same quality changes little: what the restorers' fits rely on
     assert float((straight.forward(compressed) - compressed).abs().mean()) < 0.2 * float((compressed - x).abs().mean())
     assert isinstance(straight, ops.Operator)
@@ -90,7 +90,7 @@ def test_jpeg_projection_lands_in_the_measured_quantisation_cells(pack, generato
     rgb = photo_patch()
     truth = torch.tensor(rgb).permute(2, 0, 1)[None].double() / 127.5 - 1
     for quality, chroma_subsampling in [(5, True), (10, False), (50, True)]:
-        operator = pack.solvers__jpeg.JPEG(quality, chroma_subsampling)
+        operator = pack.solvers.jpeg.JPEG(quality, chroma_subsampling)
         y = ((operator.forward(truth) + 1) * 127.5).round() / 127.5 - 1   # a decoded 8-bit JPEG
         start = truth + 0.1 * torch.randn(truth.shape, generator=generator, dtype=torch.float64)
         projected = operator.project(start, y)
@@ -108,7 +108,7 @@ def test_dcdp_removes_jpeg_blocks_and_stays_consistent_with_the_file(engine):
     truth 0.72), PSNR 21.4 dB per sample and 22.1 dB for the mean of four (JPEG 22.7 dB); gradient steps
     through the rounding (dc_solver momentum) end 0.006 off the file."""
     from oracle_problems import blockiness, image_psnr, jpeg_file_residual, node_defaults
-    model, vae, faces, _, cond = engine.nodes["InverseFacePriorLoader"]().load("eps", 4)
+    model, vae, faces, _, cond, _ = engine.nodes["InverseFacePriorLoader"]().load("eps", 4)
     operator = engine.nodes["InverseOperatorJPEG"]().build(10, True, "straight-through")[0]
     jpeg = engine.nodes["InverseDegradeImage"]().degrade(faces, operator, 0.0, 0)[0]
     node = engine.nodes["InverseDCDPRestore"]

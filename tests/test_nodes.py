@@ -87,7 +87,7 @@ def test_seeds_reproduce_and_inputs_are_left_untouched(engine, tiny):
 
 
 def face_setup(engine, prediction="eps"):
-    model, vae, faces, masks, cond = engine.nodes["InverseFacePriorLoader"]().load(prediction, 4)
+    model, vae, faces, masks, cond, _ = engine.nodes["InverseFacePriorLoader"]().load(prediction, 4)
     return model, vae, faces, masks, cond
 
 
@@ -129,7 +129,7 @@ def test_progress_previews_and_network_calls(engine, pack):
                                noise_mask=latent["noise_mask"], callback=lambda i, x0, x, total: steps_seen.append((i, total)),
                                seed=0)
     assert [i for i, _ in steps_seen] == list(range(8)) and steps_seen[0][1] == 8
-    assert len(calls) == pack.solvers__ding.network_calls(sigmas, "ding") == 15
+    assert len(calls) == pack.solvers.ding.network_calls(sigmas, "ding") == 15
 
 
 def test_interrupt_stops_sampling(engine):

@@ -4,7 +4,7 @@ import torch
 
 
 def linear_operators(pack):
-    ops = pack.solvers__operators
+    ops = pack.solvers.operators
     soft = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(0))
     kernel_image = torch.rand(1, 5, 7, 3, generator=torch.Generator().manual_seed(1))
     return {"inpaint_soft": ops.Inpainting(soft), "gaussian": ops.gaussian_blur(5, 1.5),
@@ -35,12 +35,12 @@ def test_adjoint_identity(pack, name, generator):
 def test_closed_form_adjoint_matches_autograd(pack, name, generator):
     operator = linear_operators(pack)[name]
     y = torch.randn(operator.measurement_shape((1, 3, 16, 16)), generator=generator, dtype=torch.float64)
-    generic = pack.solvers__operators.Operator.adjoint(operator, y)  # the vector-Jacobian product of A
+    generic = pack.solvers.operators.Operator.adjoint(operator, y)  # the vector-Jacobian product of A
     torch.testing.assert_close(operator.adjoint(y), generic)
 
 
 def test_kernels_are_normalised_and_motion_kernels_come_from_the_seed(pack):
-    ops = pack.solvers__operators
+    ops = pack.solvers.operators
     first = ops.motion_blur(15, torch.Generator().manual_seed(5)).kernel
     assert torch.equal(first, ops.motion_blur(15, torch.Generator().manual_seed(5)).kernel)
     assert not torch.equal(first, ops.motion_blur(15, torch.Generator().manual_seed(6)).kernel)
@@ -50,7 +50,7 @@ def test_kernels_are_normalised_and_motion_kernels_come_from_the_seed(pack):
 
 
 def test_degradation_is_reproducible_by_seed(pack, generator):
-    operator = pack.solvers__operators.gaussian_blur(5, 1.0)
+    operator = pack.solvers.operators.gaussian_blur(5, 1.0)
     x = torch.rand(1, 3, 16, 16, generator=generator) * 2 - 1
     first = operator.simulate(x, 0.1, torch.Generator().manual_seed(3))
     assert torch.equal(first, operator.simulate(x, 0.1, torch.Generator().manual_seed(3)))
@@ -60,7 +60,7 @@ def test_degradation_is_reproducible_by_seed(pack, generator):
 
 
 def test_nonlinear_operator_has_gradients_but_no_adjoint(pack, generator):
-    operator = pack.solvers__operators.ClipHDR(2.0)
+    operator = pack.solvers.operators.ClipHDR(2.0)
     x = (torch.rand(1, 3, 8, 8, generator=generator) - 0.5).requires_grad_()
     operator.forward(x).sum().backward()
     assert set(torch.unique(x.grad).tolist()) <= {0.0, 2.0} and x.grad.abs().sum() > 0
@@ -75,7 +75,7 @@ def test_nonlinear_operator_has_gradients_but_no_adjoint(pack, generator):
 def test_noise_estimate_matches_truth_and_scikit_image(pack, sigma):
     from skimage.data import camera
     from skimage.restoration import estimate_sigma
-    estimate = pack.solvers__operators.estimate_noise_std
+    estimate = pack.solvers.operators.estimate_noise_std
     noise = sigma * torch.randn(512, 512, generator=torch.Generator().manual_seed(0))
     ramp = torch.linspace(0, 1, 512)
     smooth = 0.3 + 0.4 * ramp[None] * ramp[:, None]     # no texture: the estimate is the noise alone
@@ -93,9 +93,9 @@ def test_adjoint_inside_inference_mode(pack, name, generator):
     y = torch.randn(operator.measurement_shape(x.shape), generator=generator)
     expected = operator.adjoint(y)
     with torch.inference_mode():
-        inside = pack.solvers__operators.Operator.adjoint(operator, y.clone())
+        inside = pack.solvers.operators.Operator.adjoint(operator, y.clone())
     assert torch.isfinite(inside).all()
-    torch.testing.assert_close(inside, pack.solvers__operators.Operator.adjoint(operator, y))
+    torch.testing.assert_close(inside, pack.solvers.operators.Operator.adjoint(operator, y))
     torch.testing.assert_close(expected, operator.adjoint(y))
 
 
@@ -107,9 +107,9 @@ def test_operators_know_their_own_gram_diagonal_and_mask_form(pack, name, genera
     operator = linear_operators(pack)[name]
     x = torch.randn(2, 3, 8, 8, generator=generator, dtype=torch.float64)
     if name == "inpaint_soft":
-        operator = pack.solvers__operators.Inpainting(operator.observed_mask[:1, :, :8, :8].double())
+        operator = pack.solvers.operators.Inpainting(operator.observed_mask[:1, :, :8, :8].double())
     y = operator.forward(x)
-    per_item = pack.solvers__linear_gaussian.dense_matrix(lambda w: operator.forward(operator.adjoint(w)),
+    per_item = pack.solvers.linear_gaussian.dense_matrix(lambda w: operator.forward(operator.adjoint(w)),
                                                           tuple(y.shape[1:]))
     diagonal = operator.gram_diagonal(y[:1])
     if diagonal is None:
@@ -124,7 +124,7 @@ def test_operators_know_their_own_gram_diagonal_and_mask_form(pack, name, genera
 
 
 def test_greyscale_reads_black_and_white_photos_and_keeps_grey_in_place(pack, generator):
-    ops = pack.solvers__operators
+    ops = pack.solvers.operators
     assert ops.Greyscale((1.0, 3.0, 0.0)).weights.tolist() == [0.25, 0.75, 0.0]  # scaled to sum 1
     grey = torch.rand(2, 1, 8, 8, generator=generator) * 2 - 1
     photo = grey.expand(-1, 3, -1, -1)  # a black-and-white photo: R = G = B
@@ -147,7 +147,7 @@ def test_greyscale_reads_black_and_white_photos_and_keeps_grey_in_place(pack, ge
 
 
 def test_composed_operator_applies_its_stages_in_order(pack, generator):
-    ops = pack.solvers__operators
+    ops = pack.solvers.operators
     blur, down, grey = ops.gaussian_blur(5, 1.5), ops.Downsample(2, "bicubic"), ops.Greyscale()
     composed = ops.Composed([ops.Composed([blur, down]), grey])  # nesting flattens
     assert composed.stages == [blur, down, grey] and composed.linear and composed.shift_invariant

@@ -18,9 +18,9 @@ MARGIN = {"separated_modes": 0.25, "correlated": 0.9}
 @pytest.mark.parametrize("prediction", ["eps", "v_prediction", "flow"])
 def test_ding_matches_exact_posterior_better_than_comfy_inpainting(engine, pack, prediction, problem):
     mixture, observation, observed, posterior = oracle_problem(pack, problem)
-    model = pack.nodes__oracle_model.mixture_model(mixture, observation.shape[1:], prediction)
+    model = pack.demo.oracle_model.mixture_model(mixture, observation.shape[1:], prediction)
     generator = torch.Generator().manual_seed(0)
-    distance = pack.solvers__metrics.sliced_wasserstein
+    distance = pack.demo.metrics.sliced_wasserstein
     hidden = hidden_coordinates(observed)
     exact = posterior.sample(N_SAMPLES, generator)[:, hidden]
     floor = distance(exact, posterior.sample(N_SAMPLES, generator)[:, hidden], generator)

@@ -73,7 +73,7 @@ def spatial_mixture(pack, generator):
     """Three Gaussian components over an 8x8 latent whose covariance falls off with distance (length 1 cell,
     plus a 10% nugget) and whose means are smooth random fields: neighbouring cells are strongly correlated,
     so a seam between the known centre and the fill is a visible error."""
-    gm = pack.solvers__gaussian_mixture
+    gm = pack.demo.gaussian_mixture
     kernel = gm.gaussian_kernel_correlation(SIDE, SIDE, 1.0)
     smooth = torch.linalg.cholesky(kernel + 1e-6 * torch.eye(SIDE * SIDE, dtype=torch.float64))
     means = (smooth @ torch.randn(SIDE * SIDE, 3, generator=generator, dtype=torch.float64)).T
@@ -114,7 +114,7 @@ def test_the_fill_meets_the_photo_without_a_seam(engine, pack, prediction):
     cells = torch.arange(SIDE)
     outside = (2 - cells).clamp_min(0) + (cells - 5).clamp_min(0)   # cells outside the known centre, per axis
     ring = torch.maximum(outside[:, None], outside[None, :]).reshape(-1)
-    model = pack.nodes__oracle_model.mixture_model(mixture, (1, SIDE, SIDE), prediction)
+    model = pack.demo.oracle_model.mixture_model(mixture, (1, SIDE, SIDE), prediction)
     exact, exact_again = posterior.sample(N_SAMPLES, generator), posterior.sample(N_SAMPLES, generator)
 
     def draw(sampler):
@@ -122,7 +122,7 @@ def test_the_fill_meets_the_photo_without_a_seam(engine, pack, prediction):
                                           observed, N_SAMPLES, STEPS, seed=1)
     samples = {"ding": draw(engine.nodes["InverseDInGSampler"]().get_sampler("ding", "fm_square", 1.0, 0.01)[0]),
                "euler": draw(engine.nodes["KSamplerSelect"]().get_sampler("euler")[0])}
-    distance = pack.solvers__metrics.sliced_wasserstein
+    distance = pack.demo.metrics.sliced_wasserstein
     steps = {}
     for r, pairs in neighbour_pairs(ring).items():
         def step(x):

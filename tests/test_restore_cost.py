@@ -56,8 +56,8 @@ def test_the_pixel_solver_costs_two_decodes_and_two_encodes_per_step(engine):
     model, vae, images, cond, counters = counted_faces(engine)
     blur = engine.nodes["InverseOperatorGaussianBlur"]().build(5, 1.0)[0]
     info = run_all_in_one(engine, "InverseDInGRestore", model, vae, images, blur, cond, steps=6)
-    # 5 transitions at 2 + 2; the final Gauss-Newton fit: 3 linearisations (a decode and, for the adjoint, 2
-    # encodes each) and 2 re-linearised models (a decode each); the gain probe; the node's last decode
+    # 5 transitions at 2 + 2; the final Gauss-Newton fit: 3 linearizations (a decode and, for the adjoint, 2
+    # encodes each) and 2 re-linearized models (a decode each); the gain probe; the node's last decode
     assert WORK.search(info).group(3, 4) == (str(5 * 2 + 3 + 2 + 1 + 1), str(5 * 2 + 3 * 2))
 
 
@@ -95,8 +95,8 @@ def test_exact_low_noise_steps_cost_one_decode_and_no_encode_each(engine):
 
 
 def test_sparse_exact_steps_cost_what_network_calls_says(pack):
-    ding = pack.solvers__ding
-    param = pack.solvers__parameterisation.VE
+    ding = pack.solvers.ding
+    param = pack.solvers.parameterisation.VE
     sigmas = [14.6, 6.0, 3.0, 1.5, 0.7, 0.3, 0.1, 0.0]
     calls = []
 
@@ -119,7 +119,7 @@ def test_sparse_exact_steps_cost_what_network_calls_says(pack):
 # --- big images: the VAE in tiles ------------------------------------------------------------------
 
 def test_auto_tiles_above_1280_squared(pack):
-    use_tiles = pack.nodes__vae_bridge.use_tiles
+    use_tiles = pack.nodes.vae_bridge.use_tiles
     assert use_tiles("auto", 2048, 2048) and not use_tiles("auto", 1024, 1024)
     assert use_tiles("on", 16, 16) and not use_tiles("off", 4096, 4096)
     with pytest.raises(ValueError, match="tiled_vae must be one of"):
@@ -127,7 +127,7 @@ def test_auto_tiles_above_1280_squared(pack):
 
 
 def set_tiles(pack, monkeypatch, decode_tile, decode_overlap, encode_tile, encode_overlap):
-    bridge = pack.nodes__vae_bridge
+    bridge = pack.nodes.vae_bridge
     for name, value in [("DECODE_TILE", decode_tile), ("DECODE_OVERLAP", decode_overlap), ("ENCODE_TILE", encode_tile),
                         ("ENCODE_OVERLAP", encode_overlap)]:
         monkeypatch.setattr(bridge, name, value)
@@ -157,9 +157,9 @@ def test_tiled_and_untiled_vae_passes_stay_close_through_the_trained_testbed_vae
     ComfyUI blends three tilings. With tiles of half the image (128 px on a 256 px photo; the codec's
     are 512 px) the passes measured 12% (decode) and 14% (encode) off the untiled ones, relative."""
     set_tiles(pack, monkeypatch, 16, 4, 128, 32)
-    vae = pack.testbed__vae.load_testbed_vae()
-    image = pack.testbed__photos.photo("chelsea")[:, :256, :256].movedim(0, -1)[None].contiguous()
-    bridge = pack.nodes__vae_bridge
+    vae = pack.testbed.vae.load_testbed_vae()
+    image = pack.testbed.photos.photo("chelsea")[:, :256, :256].movedim(0, -1)[None].contiguous()
+    bridge = pack.nodes.vae_bridge
     with torch.inference_mode():
         latent = bridge.encode(vae, image, "off")
         pairs = [(bridge.decode(vae, latent, "on"), bridge.decode(vae, latent, "off")),

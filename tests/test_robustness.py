@@ -24,7 +24,8 @@ DING_OPTIONS = dict(seed=3, steps=3, cfg=1.0, scheduler="normal", denoise=1.0, v
 
 
 def faces(engine, prediction="eps", count=2):
-    return engine.nodes["InverseFacePriorLoader"]().load(prediction, count)
+    """model, vae, faces, masks, conditioning of the demo loader (its masked latent left out)."""
+    return engine.nodes["InverseFacePriorLoader"]().load(prediction, count)[:5]
 
 
 def spin_restore(engine, model, vae, measurement, operator, cond, steps=5, **overrides):
@@ -189,9 +190,9 @@ def test_inpainting_mask_with_no_known_pixel(engine, pack):
     all_unknown[0, :3, :3] = 0.0  # image 1 has known pixels, image 2 none
     with pytest.raises(ValueError, match=r"mask: image 2 of 2 has no known pixel"):
         engine.nodes["InverseOperatorInpaint"]().build(all_unknown)
-    zero = pack.solvers__operators.Inpainting(torch.zeros(1, 1, 8, 8))
+    zero = pack.solvers.operators.Inpainting(torch.zeros(1, 1, 8, 8))
     with pytest.raises(ValueError, match=r"operator: inpaint .* maps every image to zero"):
-        pack.solvers__dcdp.operator_norm_squared(zero, (1, 3, 8, 8), torch.Generator().manual_seed(0))
+        pack.solvers.dcdp.operator_norm_squared(zero, (1, 3, 8, 8), torch.Generator().manual_seed(0))
 
 
 class NaNDecoder(torch.nn.Module):
@@ -242,7 +243,7 @@ def test_interrupt_is_checked_before_every_purification_call(engine):
 
 
 def test_purify_checks_the_interrupt_before_every_network_call(pack):
-    dcdp = pack.solvers__dcdp
+    dcdp = pack.solvers.dcdp
     calls = []
 
     class Cancelled(Exception):
@@ -257,7 +258,7 @@ def test_purify_checks_the_interrupt_before_every_network_call(pack):
             raise Cancelled
     options = dcdp.DCDPOptions(purification="ode", purification_steps=40)
     with pytest.raises(Cancelled):
-        dcdp.purify(denoise, torch.zeros(1, 1, 2, 2), torch.linspace(1, 0, 51), 5, pack.solvers__parameterisation.VE,
+        dcdp.purify(denoise, torch.zeros(1, 1, 2, 2), torch.linspace(1, 0, 51), 5, pack.solvers.parameterisation.VE,
                     options, torch.zeros(1, 1, 2, 2), check_interrupt)
     assert len(calls) == 1
 

@@ -79,9 +79,9 @@ def test_the_largest_noise_seed_runs_every_sampler_in_samplercustom(engine, samp
 
 def test_the_solver_generator_of_the_largest_seed_wraps_to_zero(pack):
     """seed + 1 (the seed itself made ComfyUI's start noise), taken modulo 2⁶⁴."""
-    draws = torch.randn(4, generator=pack.nodes__restoration.solver_generator(MAX_SEED))
+    draws = torch.randn(4, generator=pack.nodes.restoration.solver_generator(MAX_SEED))
     assert torch.equal(draws, torch.randn(4, generator=torch.Generator().manual_seed(0)))
-    draws = torch.randn(4, generator=pack.nodes__restoration.solver_generator(7))
+    draws = torch.randn(4, generator=pack.nodes.restoration.solver_generator(7))
     assert torch.equal(draws, torch.randn(4, generator=torch.Generator().manual_seed(8)))
 
 
@@ -161,7 +161,7 @@ def test_every_float_widget_of_every_node_refuses_nan_and_infinity(engine, pack)
     for node_id, node in pack_nodes(engine).items():
         declared = node.INPUT_TYPES()
         names = [name for section in ("required", "optional") for name in declared.get(section, {})]
-        for widget in pack.nodes__inputs.float_widgets(node):
+        for widget in pack.nodes.inputs.float_widgets(node):
             for bad in (float("nan"), float("inf")):
                 arguments = {name: None for name in names}
                 arguments[widget] = bad

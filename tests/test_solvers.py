@@ -12,8 +12,8 @@ from conftest import REPO_ROOT
 
 
 def test_solvers_import_without_comfy():
-    code = ("import sys; sys.path.append(sys.argv[1]); import solvers.ding, solvers.masks, "
-            "solvers.gaussian_mixture, solvers.metrics, solvers.face_prior; "
+    code = ("import sys, pkgutil, importlib; sys.path.append(sys.argv[1]); import solvers; "
+            "[importlib.import_module('solvers.' + m.name) for m in pkgutil.iter_modules(solvers.__path__)]; "
             "assert not any(m == 'comfy' or m.startswith('comfy.') for m in sys.modules), 'comfy imported'")
     result = subprocess.run([sys.executable, "-c", code, str(REPO_ROOT)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -21,7 +21,7 @@ def test_solvers_import_without_comfy():
 
 def test_flow_step_matches_spec_test_vector(pack):
     """ding.md §2: t=0.5, s=0.4, x_t=0.3, D=0.5, y=0.8, ε̂_z=−0.2, σ_y=0.01."""
-    ding, FLOW = pack.solvers__ding, pack.solvers__parameterisation.FLOW
+    ding, FLOW = pack.solvers.ding, pack.solvers.parameterisation.FLOW
     rho = ding.relative_eta("fm_square", FLOW, 0.5, 0.4)
     mean, eta = ding.prior_bridge(torch.tensor([0.3], dtype=torch.float64), torch.tensor([0.5], dtype=torch.float64),
                                   0.5, 0.4, FLOW, rho)
@@ -35,7 +35,7 @@ def test_flow_step_matches_spec_test_vector(pack):
 
 def test_ve_step_is_the_flow_step_rescaled(pack):
     """ding.md §5.3: x̃_t=0.6, σ̃_t=1, σ̃_s=2/3 give η̃=0.26667, μ̃=0.56110101, mean 0.66651842 = FM mean / 0.6."""
-    ding, VE = pack.solvers__ding, pack.solvers__parameterisation.VE
+    ding, VE = pack.solvers.ding, pack.solvers.parameterisation.VE
     rho = ding.relative_eta("fm_square", VE, 1.0, 2 / 3)
     mean, eta = ding.prior_bridge(torch.tensor([0.6], dtype=torch.float64), torch.tensor([0.5], dtype=torch.float64),
                                   1.0, 2 / 3, VE, rho)
@@ -49,7 +49,7 @@ def test_ve_step_is_the_flow_step_rescaled(pack):
 
 @pytest.mark.parametrize("schedule", ["fm_square", "fm_sqrt", "ddpm", "ddim", "vp_native"])
 def test_relative_eta_is_invariant_between_ve_and_flow(pack, schedule):
-    ding, params = pack.solvers__ding, pack.solvers__parameterisation
+    ding, params = pack.solvers.ding, pack.solvers.parameterisation
     for flow_t, flow_s in [(0.9, 0.7), (0.5, 0.4), (0.2, 0.05)]:
         ve_t, ve_s = flow_t / (1 - flow_t), flow_s / (1 - flow_s)
         assert ding.relative_eta(schedule, params.VE, ve_t, ve_s) == pytest.approx(
@@ -60,7 +60,7 @@ def test_relative_eta_is_invariant_between_ve_and_flow(pack, schedule):
 
 def test_soft_mask_posterior_uses_squared_mask(pack):
     """Precision 1/η² + M²/τ², mean (μ/η² + M²ỹ/τ²)/P: compared with the direct formula."""
-    ding = pack.solvers__ding
+    ding = pack.solvers.ding
     mask = torch.tensor([0.0, 0.3, 0.7, 1.0], dtype=torch.float64)
     prior_mean, target = torch.tensor([1.0, -2.0, 0.5, 3.0], dtype=torch.float64), torch.tensor([0.0, 1.0, -1.0, 2.0], dtype=torch.float64)
     eta, tau = 0.2, 0.05
@@ -74,7 +74,7 @@ def test_soft_mask_posterior_uses_squared_mask(pack):
 
 
 def test_network_calls(pack):
-    ding = pack.solvers__ding
+    ding = pack.solvers.ding
     sigmas = torch.tensor([14.6, 5.0, 1.0, 0.1, 0.0])
     assert ding.network_calls(sigmas, "ding") == 2 * 3 + 1
     assert ding.network_calls(sigmas, "delayed") == 3 + 1
@@ -83,7 +83,7 @@ def test_network_calls(pack):
 
 def test_mixture_denoiser_is_tweedie(pack, generator):
     """E[x0 | x] = x + σ² ∇ log p_σ(x), with log p_σ differentiated by autograd."""
-    mixtures = pack.solvers__gaussian_mixture
+    mixtures = pack.demo.gaussian_mixture
     mixture = mixtures.random_mixture(5, 3, generator)
     x = (mixture.sample(4, generator) + 0.7 * torch.randn(4, 5, generator=generator, dtype=torch.float64)).requires_grad_()
     sigma = 0.7
@@ -93,7 +93,7 @@ def test_mixture_denoiser_is_tweedie(pack, generator):
 
 
 def test_mixture_condition_matches_bayes(pack, generator):
-    mixtures = pack.solvers__gaussian_mixture
+    mixtures = pack.demo.gaussian_mixture
     mixture = mixtures.random_mixture(4, 2, generator)
     operator = torch.randn(2, 4, generator=generator, dtype=torch.float64)
     y, noise = torch.tensor([0.3, -1.0], dtype=torch.float64), 0.2
@@ -110,7 +110,7 @@ def test_mixture_condition_matches_bayes(pack, generator):
 
 
 def test_sliced_wasserstein_separates_laws(pack, generator):
-    metrics = pack.solvers__metrics
+    metrics = pack.demo.metrics
     a, b = torch.randn(2000, 3, generator=generator), torch.randn(2000, 3, generator=generator)
     same = metrics.sliced_wasserstein(a, b, generator)
     shifted = metrics.sliced_wasserstein(a, b + 1.0, generator)
@@ -119,7 +119,7 @@ def test_sliced_wasserstein_separates_laws(pack, generator):
 
 def test_threshold_mask_grows_the_hole_like_the_reference(pack):
     """ding.md §4: a hole edge on an 8-px boundary costs one extra latent column (0.875 < 0.95)."""
-    masks = pack.solvers__masks
+    masks = pack.solvers.masks
     hole = torch.zeros(1, 64, 64)
     hole[:, :, 32:] = 1.0
     observed = masks.latent_observed_mask(hole, (8, 8), "threshold", 0.95)
@@ -131,7 +131,7 @@ def test_threshold_mask_grows_the_hole_like_the_reference(pack):
 
 
 def test_feathering_never_marks_hole_cells_known(pack):
-    masks = pack.solvers__masks
+    masks = pack.solvers.masks
     hole = torch.zeros(1, 64, 64)
     hole[:, 16:48, 16:48] = 1.0
     sharp = masks.latent_observed_mask(hole, (8, 8), "threshold", 0.95)
@@ -141,7 +141,7 @@ def test_feathering_never_marks_hole_cells_known(pack):
 
 
 def test_paste_back_keeps_known_pixels_bit_exact(pack, generator):
-    masks = pack.solvers__masks
+    masks = pack.solvers.masks
     original, generated = torch.rand(2, 32, 32, 3, generator=generator), torch.rand(2, 32, 32, 3, generator=generator)
     hole = torch.zeros(2, 32, 32)
     hole[0, 8:20, 8:20] = 1.0

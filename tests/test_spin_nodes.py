@@ -62,7 +62,7 @@ def test_restore_node_runs_every_operator(engine, tiny, operator_node, args):
 
 
 def test_spin_inpainting_with_a_mask_per_image_and_reproducible_seeds(engine, tiny):
-    model, vae, faces, masks, cond = engine.nodes["InverseFacePriorLoader"]().load("flow", 4)
+    model, vae, faces, masks, cond, _ = engine.nodes["InverseFacePriorLoader"]().load("flow", 4)
     faces_copy, masks_copy = faces.clone(), masks.clone()
     operator = engine.nodes["InverseOperatorInpaint"]().build(masks)[0]
     measurement = degrade(engine, faces, operator, noise=0.0)
@@ -78,7 +78,7 @@ def test_spin_inpainting_with_a_mask_per_image_and_reproducible_seeds(engine, ti
 
 @pytest.mark.parametrize("fit_solver", ["auto", "adam"])  # the exact (CG) fit and the gradient fit
 def test_interrupt_is_checked_inside_the_pixel_fit(engine, pack, fit_solver):
-    model, vae, faces, masks, cond = engine.nodes["InverseFacePriorLoader"]().load("eps", 1)
+    model, vae, faces, masks, cond, _ = engine.nodes["InverseFacePriorLoader"]().load("eps", 1)
     blur = engine.nodes["InverseOperatorGaussianBlur"]().build(5, 1.0)[0]
     measurement = degrade(engine, faces, blur)
 
@@ -89,7 +89,7 @@ def test_interrupt_is_checked_inside_the_pixel_fit(engine, pack, fit_solver):
 
 
 def test_clear_errors(engine, tiny):
-    model, vae, faces, masks, cond = engine.nodes["InverseFacePriorLoader"]().load("eps", 2)
+    model, vae, faces, masks, cond, _ = engine.nodes["InverseFacePriorLoader"]().load("eps", 2)
     sr = engine.nodes["InverseOperatorDownsample"]().build(4, "box")[0]
     with pytest.raises(ValueError, match="image: size 25x25 is not a multiple of the downsampling factor 4"):
         degrade(engine, faces, sr)

@@ -23,12 +23,12 @@ RESTORERS = [("InverseDInGRestoreSampler", {"latent_solver": "pixel"}),
 
 @pytest.fixture(scope="module")
 def testbed(pack):
-    prior = pack.testbed__latent_prior
+    prior = pack.testbed.latent_prior
     return prior.testbed_vae(), {family: prior.prior_model(family, SIZE) for family in ("eps", "flow")}
 
 
 def problem(pack, task, draw):
-    prior, reference = pack.testbed__latent_prior, pack.testbed__reference
+    prior, reference = pack.testbed.latent_prior, pack.testbed.reference
     generator = torch.Generator().manual_seed(100 + draw)
     truth = prior.encode_patches(prior.held_out_truths(SIZE, 1, generator))
     operator, noise_std = reference.task_operator(task, SIZE)
@@ -42,7 +42,7 @@ def restore(engine, pack, testbed, node_id, overrides, problem, family, seed=0, 
 
 
 def residual_and_psnr(pack, problem, pixels):
-    reference = pack.testbed__reference
+    reference = pack.testbed.reference
     return float(reference.data_residuals(problem, pixels).mean()), reference.psnr_against_truth(problem, pixels.mean(0))
 
 

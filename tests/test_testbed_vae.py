@@ -13,7 +13,7 @@ N_PATCHES = 12
 
 @pytest.fixture(scope="module")
 def testbed(pack):
-    return pack.testbed__vae
+    return pack.testbed.vae
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def vae(testbed):
 
 @pytest.fixture(scope="module")
 def patches(pack):
-    every = pack.testbed__photos.held_out_patches(64)
+    every = pack.testbed.photos.held_out_patches(64)
     return every[torch.linspace(0, len(every) - 1, N_PATCHES).round().long()]
 
 
@@ -41,7 +41,7 @@ def test_loads_as_an_sd_layout_comfy_vae(vae, testbed):
 
 def test_held_out_reconstruction(vae, patches, pack):
     """IMAGE [B, H, W, 3] in [0, 1] → VAE.encode → VAE.decode: PSNR on photos it was not trained on."""
-    train_vae = pack.testbed__train_vae
+    train_vae = pack.testbed.train_vae
     images = patches.permute(0, 2, 3, 1).contiguous()
     with torch.random.fork_rng():
         torch.manual_seed(0)   # the PyPI fork's VAE.encode samples the (narrow) posterior
@@ -58,13 +58,13 @@ def test_held_out_reconstruction(vae, patches, pack):
 def test_round_trip(vae, patches, testbed, pack):
     """‖Enc(Dec z) − z‖ / ‖z‖ at the encoder's own latents of held-out photos."""
     latents = testbed.posterior_mode(vae, patches)
-    errors = pack.testbed__train_vae.round_trip_error(vae, latents)
+    errors = pack.testbed.train_vae.round_trip_error(vae, latents)
     assert errors.mean() < ROUND_TRIP_CEILING, f"round trip {errors.mean():.4f}"
 
 
 @pytest.fixture(scope="module")
 def latent_prior(pack):
-    return pack.testbed__latent_prior
+    return pack.testbed.latent_prior
 
 
 @pytest.mark.parametrize("prediction", ["eps", "flow"])
@@ -73,7 +73,7 @@ def test_latent_prior_model_denoises_exactly(latent_prior, pack, prediction):
     mixture = latent_prior.latent_mixture(16)
     assert mixture.dim == 16 and torch.isfinite(mixture.iso_var).all() and (mixture.iso_var > 0).all()
     model = latent_prior.prior_model(prediction, 16)
-    param = pack.solvers__parameterisation.FLOW if prediction == "flow" else pack.solvers__parameterisation.VE
+    param = pack.solvers.parameterisation.FLOW if prediction == "flow" else pack.solvers.parameterisation.VE
     generator = torch.Generator().manual_seed(0)
     z0 = mixture.sample(4, generator).float().reshape(4, *latent_prior.latent_shape(16))
     for sigma in (0.3, 0.8) if prediction == "flow" else (0.5, 5.0):
@@ -85,8 +85,8 @@ def test_latent_prior_model_denoises_exactly(latent_prior, pack, prediction):
 
 def test_reference_log_posterior_gradient(pack, latent_prior):
     """The reference sampler's target: log p(z) − ‖y − A(Dec z)‖²/(2σ²), its gradient against a difference."""
-    reference = pack.testbed__reference
-    operators = pack.solvers__operators
+    reference = pack.testbed.reference
+    operators = pack.solvers.operators
     generator = torch.Generator().manual_seed(0)
     truth = latent_prior.latent_mixture(16).sample(1, generator).float().reshape(1, *latent_prior.latent_shape(16))
     problem = reference.make_problem(operators.gaussian_blur(5, 1.5), truth, 0.1, generator)

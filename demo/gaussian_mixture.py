@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .parameterisation import Parameterisation
+from ..solvers.parameterisation import Parameterisation
 
 
 @dataclass

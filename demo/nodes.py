@@ -1,7 +1,7 @@
 """The embedded default model: a Gaussian-mixture face prior (real LFW photos) as a ComfyUI MODEL."""
 import torch
 
-from ..solvers import face_prior
+from . import face_prior
 from .oracle_model import PREDICTIONS, mixture_model, pass_through_vae
 
 

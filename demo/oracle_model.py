@@ -16,8 +16,8 @@ import comfy.sd
 import comfy.supported_models_base
 import torch
 
-from ..solvers.gaussian_mixture import GaussianMixture
-from .comfy_compat import parameterisation_of
+from .gaussian_mixture import GaussianMixture
+from ..nodes.comfy_compat import parameterisation_of
 
 PREDICTIONS = {"eps": "EPS", "v_prediction": "V_PREDICTION", "flow": "FLOW"}
 
