@@ -5,7 +5,7 @@ import torch
 
 from ..solvers import ding, ding_restore
 from . import comfy_compat, inputs, sockets, vae_bridge
-from .ding_sampler import ding_options_inputs
+from .ding_nodes import ding_options_inputs
 from .operator_nodes import OPERATOR
 from .restoration import RestorationCall, RunReport, describe_run, restored_latent
 

@@ -1,13 +1,12 @@
 """Every node the pack registers with ComfyUI."""
-from .compare import CompareImages
+from .compare_nodes import CompareImages
 from .dcdp_nodes import DCDP_NODES
 from ..demo.nodes import FacePriorLoader
-from .ding_inpaint import DInGInpaint
+from .ding_nodes import DInGInpaint, DInGSampler
 from .ding_restore_nodes import DING_RESTORE_NODES
-from .ding_sampler import DInGSampler
 from .inputs import finite_float_widgets
 from .operator_nodes import OPERATOR_NODES
-from .outpaint import OutpaintPad
+from .outpaint_nodes import OutpaintPad
 from .spin_nodes import SPIN_NODES
 
 NODES = {

@@ -14,7 +14,7 @@ def test_grid_holds_each_image_enlarged_in_its_column(engine, pack):
     small = torch.rand(2, 5, 5, 3)
     large = torch.rand(1, 25, 25, 3)
     grid = compare(engine, "low res, restored", 2, image_1=small, image_3=large)
-    band, gap = pack.nodes.compare.LABEL_HEIGHT, pack.nodes.compare.GAP
+    band, gap = pack.nodes.compare_nodes.LABEL_HEIGHT, pack.nodes.compare_nodes.GAP
     assert grid.shape == (1, band + 2 * 50 + gap, 2 * 50 + gap, 3)
     first_row = grid[0, band:band + 50]
     torch.testing.assert_close(first_row[:, :50], small[0].repeat_interleave(10, 0).repeat_interleave(10, 1))

@@ -79,7 +79,7 @@ def test_ding_sampler_through_inpaint_model_conditioning(engine, tiny, family):
     assert all(x.shape[1] == channels for x in inputs.seen) and len(inputs.seen) == 7  # 2 per step + 1
     hole = torch.nn.functional.interpolate(mask[:, None], size=samples.shape[-2:], mode="bilinear")
     torch.testing.assert_close(inputs.hole(family, 2), hole.round())  # the model saw the hole DInG filled
-    change = (samples - latent["samples"]).abs().permute(0, 2, 3, 1)
+    change = (samples - latent["samples"]).detach().abs().permute(0, 2, 3, 1)
     kept, filled = float(change[hole[:, 0] == 0].mean()), float(change[hole[:, 0] == 1].mean())
     print(f"\n{family}: mean latent change, known cells {kept:.4f}, hole {filled:.4f}")
     assert kept < 0.1 < filled, "DInG keeps the known latent cells (obs_std 0.01) and fills the hole"
