@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
-from . import comfy_compat, inputs
+from . import checks, comfy_compat
 
 SLOTS = 8
 LABEL_HEIGHT = 28
@@ -33,7 +33,7 @@ class CompareImages:
         }, "optional": {f"image_{k}": ("IMAGE", {"tooltip": f"Column {k}."}) for k in range(1, SLOTS + 1)}}
 
     def compare(self, labels, scale, **images):
-        columns = [(name, inputs.check_image(image, name)) for name, image in sorted(
+        columns = [(name, checks.check_image(image, name)) for name, image in sorted(
             images.items(), key=lambda item: int(item[0].split("_")[1])) if image is not None]
         if not columns:
             raise ValueError("image_1: connect at least one image to compare")

@@ -4,7 +4,7 @@ import logging
 import torch
 
 from ..solvers import dcdp
-from . import comfy_compat, inputs, sockets
+from . import checks, comfy_compat, input_specs
 from .operator_nodes import OPERATOR
 from .restoration import RestorationCall, RunReport, check_schedule, describe_fits, describe_run, restored_latent
 from .vae_bridge import pixels_to_image
@@ -58,8 +58,8 @@ def dcdp_options_inputs():
         "tolerance": ("FLOAT", {"default": 1e-3, "min": 0.0, "max": 1.0, "step": 0.0001, "tooltip":
                       "A fit stops once its remaining error has shrunk to this share of where it started (smaller = "
                       "more precise, slower; info reports the worst reached). 0 always runs all inner_steps."}),
-        "tiled_vae": sockets.tiled_vae(),
-        "encoder_correction": sockets.encoder_correction(),
+        "tiled_vae": input_specs.tiled_vae(),
+        "encoder_correction": input_specs.encoder_correction(),
     }
 
 
@@ -119,12 +119,12 @@ class DCDPSampler:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"vae": sockets.model_sockets()["vae"], "measurement": sockets.measurement(),
-                             "operator": sockets.operator(OPERATOR), **dcdp_options_inputs()}}
+        return {"required": {"vae": input_specs.model_sockets()["vae"], "measurement": input_specs.measurement(),
+                             "operator": input_specs.operator(OPERATOR), **dcdp_options_inputs()}}
 
     def get_sampler(self, vae, measurement, operator, tiled_vae="auto", **options):
-        inputs.check_vae(vae)
-        inputs.check_image(measurement, "measurement")
+        checks.check_vae(vae)
+        checks.check_image(measurement, "measurement")
         settings = dcdp.check_options(dcdp.DCDPOptions(**options))
         return (comfy_compat.ksampler(sample_dcdp_comfy, {
             "vae": vae, "measurement": measurement, "operator": operator, "options": settings,
@@ -147,13 +147,13 @@ class DCDPRestore:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            **sockets.model_sockets(), "measurement": sockets.measurement(), "operator": sockets.operator(OPERATOR),
-            "seed": sockets.seed(),
-            "steps": sockets.steps(30, 2, "Length of the noise schedule that start_strength and end_strength pick "
+            **input_specs.model_sockets(), "measurement": input_specs.measurement(), "operator": input_specs.operator(OPERATOR),
+            "seed": input_specs.seed(),
+            "steps": input_specs.steps(30, 2, "Length of the noise schedule that start_strength and end_strength pick "
                                           "their levels from (a finer choice, not more network calls)."),
-            "cfg": sockets.cfg(1.0, "How strongly the prompt steers the result. 1.0 (default, no CFG): the model "
+            "cfg": input_specs.cfg(1.0, "How strongly the prompt steers the result. 1.0 (default, no CFG): the model "
                                "alone supplies realistic detail; restoration rarely needs more."),
-            "scheduler": sockets.scheduler(),
+            "scheduler": input_specs.scheduler(),
             **dcdp_options_inputs()}}
 
     def restore(self, model, positive, negative, vae, measurement, operator, seed, steps, cfg, scheduler,

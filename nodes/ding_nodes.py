@@ -5,7 +5,7 @@ import logging
 import torch
 
 from ..solvers import crop, ding, masks
-from . import comfy_compat, inputs, sockets, vae_bridge
+from . import checks, comfy_compat, input_specs, vae_bridge
 from .restoration import checked_denoiser, solver_generator
 from .vae_bridge import encode_reproducibly
 
@@ -29,9 +29,9 @@ def sample_ding_comfy(model, x, sigmas, extra_args=None, callback=None, disable=
         raise MissingMaskError(
             "DInG sampler: latent_image has no mask. Set one with SetLatentNoiseMask (or "
             "InpaintModelConditioning with noise_mask on) so DInG knows which region to fill.")
-    inputs.check_noise_mask(hole_mask)
+    checks.check_noise_mask(hole_mask)
     concat_masks = comfy_compat.conditioned_concat_masks(model)
-    inputs.check_concat_masks_agree(concat_masks, hole_mask)
+    checks.check_concat_masks_agree(concat_masks, hole_mask)
     if not concat_masks and comfy_compat.is_inpainting_model(model.inner_model.model_patcher):
         log.warning("DInG sampler: an inpainting model without InpaintModelConditioning sees no greyed-out hole; "
                     "connect InpaintModelConditioning (same image and mask) before the sampler")
@@ -43,7 +43,7 @@ def sample_ding_comfy(model, x, sigmas, extra_args=None, callback=None, disable=
         raise ValueError("DInG sampler: latent_image contains NaN or infinite values (check the VAE encode)")
     base_model = model.inner_model.inner_model
     param = comfy_compat.parameterisation_of(base_model.model_sampling)
-    inputs.check_latent_fits_model(base_model, x.shape[2], x.shape[3], None, "latent_image",
+    checks.check_latent_fits_model(base_model, x.shape[2], x.shape[3], None, "latent_image",
                                    "encode an image of that size")
     seed = int((extra_args or {}).get("seed") or 0)
     log.info("DInG (%s, %s): %d network calls for %d steps", variant, param.name,
@@ -74,7 +74,7 @@ def scheduled_observed_mask(model, extra_args, hole_mask):
     def observed_mask_at(sigma):
         step_hole = mask_function(sigma * sigma_in, hole_mask, extra_options={"model": model.inner_model,
                                                                               "sigmas": model.sigmas})
-        return 1.0 - inputs.check_noise_mask(step_hole, "model (its denoise mask function, e.g. Differential "
+        return 1.0 - checks.check_noise_mask(step_hole, "model (its denoise mask function, e.g. Differential "
                                                         "Diffusion)")
     return observed_mask_at
 
@@ -139,13 +139,13 @@ class DInGInpaint:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            **sockets.model_sockets(),
+            **input_specs.model_sockets(),
             "image": ("IMAGE", {"tooltip": "The image to inpaint (any size; pixels outside the mask are kept)."}),
             "mask": ("MASK", {"tooltip": "White (1) = region to inpaint. Soft values are honoured."}),
-            "seed": sockets.seed(),
-            "steps": sockets.steps(20, 1, "Sampling steps (2 network calls each with the ding variant, 1 with delayed)."),
-            "cfg": sockets.cfg(5.0),
-            "scheduler": sockets.scheduler(),
+            "seed": input_specs.seed(),
+            "steps": input_specs.steps(20, 1, "Sampling steps (2 network calls each with the ding variant, 1 with delayed)."),
+            "cfg": input_specs.cfg(5.0),
+            "scheduler": input_specs.scheduler(),
             "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip":
                         "Share of the schedule to run: 1 fills the hole from scratch; below 1 it starts from what the "
                         "hole shows now and keeps its layout (lower = closer to the original)."}),
@@ -184,13 +184,13 @@ class DInGInpaint:
     def inpaint(self, model, positive, negative, vae, image, mask, seed, steps, cfg, scheduler, denoise,
                 variant, eta_schedule, eta_scale, obs_std, mask_mode, mask_threshold, mask_grow, mask_feather,
                 paste_back, paste_feather, context_crop=False, context_margin=64, crop_resolution=1024):
-        image = inputs.check_image(image)
-        hole = inputs.check_hole_mask(mask, image)
-        vae = inputs.check_vae(vae)
+        image = checks.check_image(image)
+        hole = checks.check_hole_mask(mask, image)
+        vae = checks.check_vae(vae)
         comfy_compat.parameterisation_of(comfy_compat.model_sampling_of(model))
-        inputs.check_vae_fits_model(vae, model.model.latent_format.latent_channels)
-        scale = inputs.vae_scale(vae)
-        inputs.check_fits_vae(image.shape[1], image.shape[2], scale, "image")
+        checks.check_vae_fits_model(vae, model.model.latent_format.latent_channels)
+        scale = checks.vae_scale(vae)
+        checks.check_fits_vae(image.shape[1], image.shape[2], scale, "image")
         rgb = image[..., :3]
         settings = dict(seed=seed, steps=steps, cfg=cfg, scheduler=scheduler, denoise=denoise, variant=variant,
                         eta_schedule=eta_schedule, eta_scale=eta_scale, obs_std=obs_std, mask_mode=mask_mode,
@@ -214,9 +214,9 @@ class DInGInpaint:
         if len(boxes) == 1:
             boxes = boxes * rgb.shape[0]
         box_h, box_w = boxes[0][1] - boxes[0][0], boxes[0][3] - boxes[0][2]
-        scale = inputs.vae_scale(vae)
+        scale = checks.vae_scale(vae)
         size = crop.crop_size(box_h, box_w, resolution, scale)
-        inputs.check_fits_vae(size[0], size[1], scale, "context_crop", "the crop of ",
+        checks.check_fits_vae(size[0], size[1], scale, "context_crop", "the crop of ",
                               "; raise context_margin or crop_resolution, or turn context_crop off")
         _check_sampled_size(model, size[0], size[1], scale, "context_crop",
                             "turn context_crop off: this model cannot sample a crop")
@@ -233,14 +233,14 @@ class DInGInpaint:
 
 def _check_sampled_size(model, height, width, scale, socket, remedy):
     """The latent DInG will sample (pixels padded to the VAE's scale) against a model's fixed size, if any."""
-    inputs.check_latent_fits_model(model.model, -(-height // scale), -(-width // scale), scale, socket, remedy)
+    checks.check_latent_fits_model(model.model, -(-height // scale), -(-width // scale), scale, socket, remedy)
 
 
 def _sample(model, positive, negative, vae, rgb, hole, seed, steps, cfg, scheduler, denoise, variant, eta_schedule,
             eta_scale, obs_std, mask_mode, mask_threshold, mask_grow, mask_feather):
     """Encode, sample with DInG, decode: (decoded IMAGE at rgb's size, latent, info); decoded is None when
     nothing was sampled (empty mask, denoise 0)."""
-    padded, padded_hole = inputs.pad_to_multiple(rgb, hole, inputs.vae_scale(vae))
+    padded, padded_hole = checks.pad_to_multiple(rgb, hole, checks.vae_scale(vae))
     latent = encode_reproducibly(vae, padded, seed)
     if float(hole.max()) <= 0:
         log.warning("DInG inpaint: the mask is empty (nothing to inpaint); returning the input image unchanged.")

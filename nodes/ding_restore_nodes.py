@@ -4,7 +4,7 @@ import logging
 import torch
 
 from ..solvers import ding, ding_restore
-from . import comfy_compat, inputs, sockets, vae_bridge
+from . import checks, comfy_compat, input_specs, vae_bridge
 from .ding_nodes import ding_options_inputs
 from .operator_nodes import OPERATOR
 from .restoration import RestorationCall, RunReport, describe_run, restored_latent
@@ -34,7 +34,7 @@ def ding_restore_options_inputs():
                              "How precisely each inner solve must finish before it stops (smaller = more precise, "
                              "slower); the info output reports the worst reached. The default 1e-4 rarely needs "
                              "changing."}),
-        "tiled_vae": sockets.tiled_vae(),
+        "tiled_vae": input_specs.tiled_vae(),
         "final_fit": (list(FINAL_FITS), {"default": "approximate", "tooltip":
                       "How the last step, which decides the output, matches the photo with latent_solver pixel. "
                       "approximate (default): the fast pixel approximation, no gradients at all. exact: through "
@@ -156,12 +156,12 @@ class DInGRestoreSampler:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"vae": ("VAE", {"tooltip": "The checkpoint's VAE: the operator acts on decoded pixels."}),
-                             "measurement": sockets.measurement(), "operator": sockets.operator(OPERATOR),
+                             "measurement": input_specs.measurement(), "operator": input_specs.operator(OPERATOR),
                              **ding_restore_options_inputs()}}
 
     def get_sampler(self, vae, measurement, operator, **options):
-        inputs.check_vae(vae)
-        inputs.check_image(measurement, "measurement")
+        checks.check_vae(vae)
+        checks.check_image(measurement, "measurement")
         ding_restore.require_linear(operator)
         return (comfy_compat.ksampler(sample_ding_restore_comfy, {
             "vae": vae, "measurement": measurement, "operator": operator, **options}),)
@@ -184,13 +184,13 @@ class DInGRestore:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            **sockets.model_sockets(), "measurement": sockets.measurement(), "operator": sockets.operator(OPERATOR),
-            "seed": sockets.seed(),
-            "steps": sockets.steps(20, 1, "Sampling steps; each costs 2 network calls (delayed: 1)."),
-            "cfg": sockets.cfg(1.0, "How strongly the prompt steers the result. 1.0 (default, no CFG): the model "
+            **input_specs.model_sockets(), "measurement": input_specs.measurement(), "operator": input_specs.operator(OPERATOR),
+            "seed": input_specs.seed(),
+            "steps": input_specs.steps(20, 1, "Sampling steps; each costs 2 network calls (delayed: 1)."),
+            "cfg": input_specs.cfg(1.0, "How strongly the prompt steers the result. 1.0 (default, no CFG): the model "
                                "alone supplies realistic detail; above 1 the prompt steers harder and each call costs "
                                "two model passes."),
-            "scheduler": sockets.scheduler(),
+            "scheduler": input_specs.scheduler(),
             **ding_restore_options_inputs()}}
 
     def restore(self, model, positive, negative, vae, measurement, operator, seed, steps, cfg, scheduler, **options):

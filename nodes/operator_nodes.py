@@ -6,7 +6,7 @@ images, where the same noise is twice as large.
 import torch
 
 from ..solvers import jpeg, operators
-from .inputs import check_image
+from .checks import check_image
 from .vae_bridge import image_to_pixels, pixels_to_image
 
 OPERATOR = "INVERSE_OPERATOR"

@@ -2,7 +2,7 @@
 import torch
 
 from ..solvers import masks
-from .inputs import check_image
+from .checks import check_image
 
 MAX_MARGIN = 8192
 

@@ -4,7 +4,7 @@ from .dcdp_nodes import DCDP_NODES
 from ..demo.nodes import FacePriorLoader
 from .ding_nodes import DInGInpaint, DInGSampler
 from .ding_restore_nodes import DING_RESTORE_NODES
-from .inputs import finite_float_widgets
+from .checks import finite_float_widgets
 from .operator_nodes import OPERATOR_NODES
 from .outpaint_nodes import OutpaintPad
 from .spin_nodes import SPIN_NODES

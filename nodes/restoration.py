@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from ..solvers.linear_gaussian import SolveStats
-from . import comfy_compat, inputs
+from . import checks, comfy_compat
 from .vae_bridge import LatentCodec, image_to_pixels
 
 
@@ -63,13 +63,13 @@ class RestorationCall:
 
     def __init__(self, model, x, extra_args, vae, measurement, operator, who, report=None, tiled_vae="auto"):
         self.report = RunReport() if report is None else report
-        inputs.check_vae(vae)
+        checks.check_vae(vae)
         base_model = model.inner_model.inner_model
         self.param = comfy_compat.parameterisation_of(base_model.model_sampling)
-        inputs.check_vae_fits_model(vae, base_model.latent_format.latent_channels)
-        scale = inputs.vae_scale(vae)
-        inputs.check_latent_fits_vae(x.shape[2], x.shape[3], scale)
-        inputs.check_latent_fits_model(base_model, x.shape[2], x.shape[3], scale, "latent_image",
+        checks.check_vae_fits_model(vae, base_model.latent_format.latent_channels)
+        scale = checks.vae_scale(vae)
+        checks.check_latent_fits_vae(x.shape[2], x.shape[3], scale)
+        checks.check_latent_fits_model(base_model, x.shape[2], x.shape[3], scale, "latent_image",
                                        "make the latent (the restored image) that size")
         self.seed = int((extra_args or {}).get("seed") or 0)
         patcher = model.inner_model.model_patcher
@@ -106,10 +106,10 @@ def describe_fits(count, exact, max_steps, step_name):
 
 
 def measurement_pixels(measurement, batch, device):
-    measurement = inputs.check_image(measurement, "measurement")
+    measurement = checks.check_image(measurement, "measurement")
     if measurement.shape[0] not in (1, batch):
         raise ValueError(f"measurement: batch of {measurement.shape[0]} images for a latent batch of {batch}")
-    inputs.warn_if_out_of_range(measurement[..., :3], "measurement")
+    checks.warn_if_out_of_range(measurement[..., :3], "measurement")
     return image_to_pixels(measurement, device).expand(batch, -1, -1, -1)
 
 
@@ -120,7 +120,7 @@ def check_inpainting_model_mask(model, operator, x):
     hidden = operator.hidden_pixels()
     if concat_masks and hidden is not None:
         hole = F.interpolate(hidden.to(x.device, torch.float32), size=tuple(x.shape[-2:]), mode="bilinear")
-        inputs.check_concat_masks_agree(concat_masks, hole, "the inpainting operator's mask",
+        checks.check_concat_masks_agree(concat_masks, hole, "the inpainting operator's mask",
                                         "or the same mask to the operator")
 
 
@@ -136,17 +136,17 @@ def check_measurement(operator, y, pixel_shape):
 
 def restored_latent(model, vae, measurement, operator):
     """The all-in-one nodes' empty latent at the size of the restored image (the operator's input)."""
-    vae = inputs.check_vae(vae)
-    measurement = inputs.check_image(measurement, "measurement")
+    vae = checks.check_vae(vae)
+    measurement = checks.check_image(measurement, "measurement")
     comfy_compat.parameterisation_of(comfy_compat.model_sampling_of(model))
     channels = model.model.latent_format.latent_channels
-    inputs.check_vae_fits_model(vae, channels)
+    checks.check_vae_fits_model(vae, channels)
     pixel_shape = operator.input_shape((measurement.shape[0], 3, *measurement.shape[1:3]))
-    scale = inputs.vae_scale(vae)
-    inputs.check_fits_vae(pixel_shape[-2], pixel_shape[-1], scale, "measurement", "the restored size ")
+    scale = checks.vae_scale(vae)
+    checks.check_fits_vae(pixel_shape[-2], pixel_shape[-1], scale, "measurement", "the restored size ")
     if pixel_shape[-2] % scale or pixel_shape[-1] % scale:
         raise ValueError(f"measurement: the restored size {pixel_shape[-1]}x{pixel_shape[-2]} is not a multiple of "
                          f"{scale} (the VAE's scale); crop or pad the measurement")
-    inputs.check_latent_fits_model(model.model, pixel_shape[-2] // scale, pixel_shape[-1] // scale, scale,
+    checks.check_latent_fits_model(model.model, pixel_shape[-2] // scale, pixel_shape[-1] // scale, scale,
                                    "measurement", "give a measurement whose restored image is that size")
     return torch.zeros(pixel_shape[0], channels, pixel_shape[-2] // scale, pixel_shape[-1] // scale)

@@ -4,7 +4,7 @@ import logging
 import torch
 
 from ..solvers import spin
-from . import comfy_compat, inputs, sockets, vae_bridge
+from . import checks, comfy_compat, input_specs, vae_bridge
 from .operator_nodes import OPERATOR
 from .restoration import RestorationCall, RunReport, check_schedule, describe_fits, describe_run, restored_latent
 
@@ -56,8 +56,8 @@ def spin_options_inputs():
                           "A fit stops once its remaining error has shrunk to this share of where it started "
                           "(smaller = more precise, slower; info reports the worst reached). 0 always runs all "
                           "fit_steps."}),
-        "tiled_vae": sockets.tiled_vae(),
-        "encoder_correction": sockets.encoder_correction(),
+        "tiled_vae": input_specs.tiled_vae(),
+        "encoder_correction": input_specs.encoder_correction(),
     }
 
 
@@ -130,8 +130,8 @@ def sample_spin_comfy(model, x, sigmas, extra_args=None, callback=None, disable=
 
 
 def spin_ksampler(vae, measurement, operator, strength, options, report=None, tiled_vae="auto"):
-    inputs.check_vae(vae)
-    inputs.check_image(measurement, "measurement")
+    checks.check_vae(vae)
+    checks.check_image(measurement, "measurement")
     return comfy_compat.ksampler(sample_spin_comfy, {
         "vae": vae, "measurement": measurement, "operator": operator, "strength": strength, "options": options,
         "report": report, "tiled_vae": tiled_vae})
@@ -150,8 +150,8 @@ class SpinSampler:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"vae": sockets.model_sockets()["vae"], "measurement": sockets.measurement(),
-                             "operator": sockets.operator(OPERATOR), **spin_options_inputs()}}
+        return {"required": {"vae": input_specs.model_sockets()["vae"], "measurement": input_specs.measurement(),
+                             "operator": input_specs.operator(OPERATOR), **spin_options_inputs()}}
 
     def get_sampler(self, vae, measurement, operator, warm_start_strength, tiled_vae="auto", **options):
         return (spin_ksampler(vae, measurement, operator, warm_start_strength, spin_options(**options),
@@ -175,12 +175,12 @@ class SpinRestore:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            **sockets.model_sockets(), "measurement": sockets.measurement(), "operator": sockets.operator(OPERATOR),
-            "seed": sockets.seed(),
-            "steps": sockets.steps(30, 2, "Length of the full schedule; Spin runs its last warm_start_strength share."),
-            "cfg": sockets.cfg(1.0, "How strongly the prompt steers the result. 1.0 (default, no CFG): the model "
+            **input_specs.model_sockets(), "measurement": input_specs.measurement(), "operator": input_specs.operator(OPERATOR),
+            "seed": input_specs.seed(),
+            "steps": input_specs.steps(30, 2, "Length of the full schedule; Spin runs its last warm_start_strength share."),
+            "cfg": input_specs.cfg(1.0, "How strongly the prompt steers the result. 1.0 (default, no CFG): the model "
                                "alone supplies realistic detail; restoration rarely needs more."),
-            "scheduler": sockets.scheduler(),
+            "scheduler": input_specs.scheduler(),
             **spin_options_inputs()}}
 
     def restore(self, model, positive, negative, vae, measurement, operator, seed, steps, cfg, scheduler,

@@ -6,7 +6,7 @@ Solvers see pixels as [B, C, H, W] in [−1, 1] on the sampling device; ComfyUI'
 import torch
 
 from . import comfy_compat
-from .inputs import vae_scale
+from .checks import vae_scale
 
 
 def blame_vae_for_nan(tensor, what):

@@ -161,7 +161,7 @@ def test_every_float_widget_of_every_node_refuses_nan_and_infinity(engine, pack)
     for node_id, node in pack_nodes(engine).items():
         declared = node.INPUT_TYPES()
         names = [name for section in ("required", "optional") for name in declared.get(section, {})]
-        for widget in pack.nodes.inputs.float_widgets(node):
+        for widget in pack.nodes.checks.float_widgets(node):
             for bad in (float("nan"), float("inf")):
                 arguments = {name: None for name in names}
                 arguments[widget] = bad
