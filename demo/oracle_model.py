@@ -7,22 +7,17 @@ posterior is known in closed form. The VAE maps IMAGE ↔ latent without loss (g
 """
 import logging
 
-import comfy.latent_formats
-import comfy.model_base
-import comfy.model_management
-import comfy.model_patcher
-import comfy.model_sampling
-import comfy.sd
-import comfy.supported_models_base
 import torch
 
 from .gaussian_mixture import GaussianMixture
-from ..nodes.comfy_compat import parameterisation_of
+from ..nodes.comfy_compat import (VAE, BaseModel, LatentFormat, ModelConfig, ModelPatcher, ModelType,
+                                  V_PREDICTION, parameterisation_of, torch_device, unet_offload_device,
+                                  vae_offload_device)
 
 PREDICTIONS = {"eps": "EPS", "v_prediction": "V_PREDICTION", "flow": "FLOW"}
 
 
-class MixtureLatentFormat(comfy.latent_formats.LatentFormat):
+class MixtureLatentFormat(LatentFormat):
     """Model space = VAE space (scale 1); previews show the channel mean as grey."""
 
     def __init__(self, channels: int):
@@ -56,7 +51,7 @@ class MixtureNetwork(torch.nn.Module):
         return out.reshape(x.shape).to(x.device, torch.float32)
 
 
-class MixtureBaseModel(comfy.model_base.BaseModel):
+class MixtureBaseModel(BaseModel):
     def apply_model(self, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={}, **kwargs):
         sigma = t
         x0 = self.diffusion_model.exact_denoised(x, sigma, parameterisation_of(self.model_sampling))
@@ -65,7 +60,7 @@ class MixtureBaseModel(comfy.model_base.BaseModel):
     def _network_output(self, sigma, x, x0):
         """What an EPS / v / flow network would output for this x0 (inverse of calculate_denoised)."""
         s = sigma.reshape(-1, *([1] * (x.ndim - 1))).to(x.dtype)
-        if isinstance(self.model_sampling, comfy.model_sampling.V_PREDICTION):
+        if isinstance(self.model_sampling, V_PREDICTION):
             sigma_data = self.model_sampling.sigma_data
             c_skip = sigma_data ** 2 / (s ** 2 + sigma_data ** 2)
             c_out = s * sigma_data / (s ** 2 + sigma_data ** 2) ** 0.5
@@ -82,7 +77,7 @@ def mixture_model(mixture: GaussianMixture, latent_shape, prediction: str = "eps
         raise ValueError(f"prediction must be one of {list(PREDICTIONS)}, got {prediction!r}")
     channels = latent_shape[0]
 
-    class MixtureConfig(comfy.supported_models_base.BASE):
+    class MixtureConfig(ModelConfig):
         unet_config = {"disable_unet_model_creation": True}
         unet_extra_config = {}
         sampling_settings = {"shift": shift} if prediction == "flow" else {}
@@ -90,13 +85,13 @@ def mixture_model(mixture: GaussianMixture, latent_shape, prediction: str = "eps
         memory_usage_factor = 0.0
 
     config = MixtureConfig(MixtureConfig.unet_config)
-    model_type = getattr(comfy.model_base.ModelType, PREDICTIONS[prediction])
+    model_type = getattr(ModelType, PREDICTIONS[prediction])
     base_model = MixtureBaseModel(config, model_type=model_type)
     base_model.diffusion_model = MixtureNetwork(mixture, latent_shape)
     base_model.fixed_latent_size = tuple(latent_shape[1:])  # a mixture samples the size it was fitted at, only
     base_model.eval()
-    return comfy.model_patcher.ModelPatcher(base_model, load_device=comfy.model_management.get_torch_device(),
-                                            offload_device=comfy.model_management.unet_offload_device())
+    return ModelPatcher(base_model, load_device=torch_device(),
+                                            offload_device=unet_offload_device())
 
 
 class PassThroughAutoencoder(torch.nn.Module):
@@ -139,30 +134,30 @@ def random_decoder_matrix(channels: int, generator: torch.Generator, column_norm
     return matrix / matrix.norm(dim=0) * torch.tensor(column_norms[:channels], dtype=torch.float64)
 
 
-def _vae_around(autoencoder: torch.nn.Module, latent_channels: int, scale: int) -> comfy.sd.VAE:
+def _vae_around(autoencoder: torch.nn.Module, latent_channels: int, scale: int) -> VAE:
     """A real comfy.sd.VAE whose first_stage_model is `autoencoder` (scale pixels per latent cell)."""
     tiny = {"double_z": True, "z_channels": latent_channels, "resolution": 8, "in_channels": 3, "out_ch": 3,
             "ch": 32, "ch_mult": [1], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0}
     logging.disable(logging.WARNING)  # the throw-away autoencoder has no weights; ComfyUI would list them all
     try:
-        vae = comfy.sd.VAE(sd={}, config={"params": {"embed_dim": latent_channels, "ddconfig": tiny}})
+        vae = VAE(sd={}, config={"params": {"embed_dim": latent_channels, "ddconfig": tiny}})
     finally:
         logging.disable(logging.NOTSET)
     vae.first_stage_model = autoencoder.eval()
-    vae.patcher = comfy.model_patcher.ModelPatcher(vae.first_stage_model, load_device=vae.device,
-                                                   offload_device=comfy.model_management.vae_offload_device())
+    vae.patcher = ModelPatcher(vae.first_stage_model, load_device=vae.device,
+                                                   offload_device=vae_offload_device())
     vae.downscale_ratio = vae.upscale_ratio = scale
     vae.latent_channels = latent_channels
     vae.memory_used_encode = vae.memory_used_decode = lambda shape, dtype: 1024.0 * shape[2] * shape[3]
     return vae
 
 
-def linear_vae(decoder_matrix: torch.Tensor) -> comfy.sd.VAE:
+def linear_vae(decoder_matrix: torch.Tensor) -> VAE:
     """A comfy.sd.VAE around LinearAutoencoder: 4 latent channels per 2×2 RGB pixels, like SD's shape."""
     return _vae_around(LinearAutoencoder(decoder_matrix), decoder_matrix.shape[1], 2)
 
 
-def pass_through_vae(channels: int = 1) -> comfy.sd.VAE:
+def pass_through_vae(channels: int = 1) -> VAE:
     """A real comfy.sd.VAE whose autoencoder is exact (no down-sampling): on any image with
     channels = 3, on grey images with channels = 1."""
     return _vae_around(PassThroughAutoencoder(channels), channels, 1)

@@ -7,12 +7,38 @@ import comfy.samplers
 import comfy.utils
 import torch
 
+from comfy.latent_formats import LatentFormat
+from comfy.ldm.models.autoencoder import AutoencoderKL
+from comfy.model_base import BaseModel, ModelType
+from comfy.model_patcher import ModelPatcher
+from comfy.model_sampling import V_PREDICTION
+from comfy.sd import VAE
+from comfy.supported_models_base import BASE as ModelConfig
+from comfy.utils import load_torch_file
+
 try:
     import latent_preview
 except ImportError:  # the fork keeps it under comfy.cmd
     from comfy.cmd import latent_preview
 
 from ..solvers.parameterisation import FLOW, VE
+
+# The building blocks of a ComfyUI model, VAE and their patchers, which the priors with known posteriors
+# import from here to be wrapped as real MODELs and VAEs (demo/oracle_model.py, testbed/vae.py).
+MODEL_BUILDING_BLOCKS = (LatentFormat, AutoencoderKL, BaseModel, ModelType, ModelPatcher, V_PREDICTION, VAE,
+                         ModelConfig, load_torch_file)
+
+
+def torch_device():
+    return comfy.model_management.get_torch_device()
+
+
+def unet_offload_device():
+    return comfy.model_management.unet_offload_device()
+
+
+def vae_offload_device():
+    return comfy.model_management.vae_offload_device()
 
 
 class UnsupportedModelError(ValueError):

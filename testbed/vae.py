@@ -28,7 +28,7 @@ def vae_config(ddconfig=None) -> dict:
 def build_autoencoder(ddconfig=None):
     """An untrained comfy.ldm AutoencoderKL of this layout (what VAE(config=...) builds), with torch's
     default initialisation (ComfyUI's layers skip it: they expect weights to be loaded)."""
-    from comfy.ldm.models.autoencoder import AutoencoderKL
+    from ..nodes.comfy_compat import AutoencoderKL
     model = AutoencoderKL(**vae_config(ddconfig)["params"])
     for module in model.modules():
         for base in (torch.nn.Conv2d, torch.nn.Linear, torch.nn.GroupNorm):
@@ -39,15 +39,15 @@ def build_autoencoder(ddconfig=None):
 
 def load_state_dict(path=WEIGHTS) -> dict:
     """The shipped weights as a float32 state dict, read with ComfyUI's own loader."""
-    import comfy.utils
-    return {k: v.float() for k, v in comfy.utils.load_torch_file(str(path)).items()}
+    from ..nodes.comfy_compat import load_torch_file
+    return {k: v.float() for k, v in load_torch_file(str(path)).items()}
 
 
 def load_testbed_vae(path=WEIGHTS, ddconfig=None):
     """The trained autoencoder as a comfy.sd.VAE (IMAGE [B, H, W, 3] in [0, 1] ↔ latent [B, 4, H/8, W/8])."""
-    import comfy.sd
+    from ..nodes.comfy_compat import VAE
     sd = load_state_dict(path)
-    vae = comfy.sd.VAE(sd=sd, config=vae_config(ddconfig), dtype=torch.float32)
+    vae = VAE(sd=sd, config=vae_config(ddconfig), dtype=torch.float32)
     vae.first_stage_model.load_state_dict(sd, strict=True)  # VAE() loads non-strictly: fail on any mismatch
     return vae
 
