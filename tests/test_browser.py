@@ -197,6 +197,7 @@ def test_demo_fits_a_screen_and_shows_its_comparison_after_run(server, page, nam
             const x1 = Math.max(...bs.map(b => b[0] + b[2])), y1 = Math.max(...bs.map(b => b[1] + b[3]));
             app.canvas.ds.fitToBounds([x0, y0, x1 - x0, y1 - y0]); app.canvas.setDirty(true, true);
             return app.canvas.ds.scale; }""")
+        print(f"\n{name}: fit-to-view zoom at 1920x1080 {zoom:.3f}")
         assert zoom >= FIT_ZOOM, f"fit-to-view zoom {zoom:.3f} hides the text"
         page.evaluate("async () => { await app.queuePrompt(0, 1); }")
         page.wait_for_function("""(id) => { const node = app.graph.getNodeById(id);
