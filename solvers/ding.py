@@ -204,22 +204,22 @@ def sample_posterior(denoise: Denoiser, x: torch.Tensor, sigmas,
     def denoised(state, sigma):
         return denoise(state, sigma).to(work_dtype)
 
-    observation_at = observation if callable(observation) else (lambda sigma: observation)
+    observation_at = observation if callable(observation) else (lambda sigma, fixed=observation: fixed)
     for i, (sigma_t, sigma_s) in enumerate(zip(sigma_values[:-1], sigma_values[1:])):
         if check_interrupt is not None:
             check_interrupt()
         if sigma_s == sigma_t:
             continue
-        observation = observation_at(sigma_t)
+        step_observation = observation_at(sigma_t)
         x0 = denoised(x, sigma_t)
         if sigma_s <= 0:  # final step: transitions never target σ = 0 (§2, pitfall 2)
             # x̂0's prior std: the noise level one step up. The transition into σ_last barely reads y
             # (γ → 0 as η → 0), so x̂0 is only as sure of the observed values as that earlier level;
             # σ̃(σ_last) alone left observed latents 1.7× too far from y on flow schedules (tests).
-            x = observation.final(x0, param.ve_sigma(previous_sigma), generator)
+            x = step_observation.final(x0, param.ve_sigma(previous_sigma), generator)
         else:
-            x = _reverse_step(x, x0, sigma_t, sigma_s, observation if i in conditioned else None, param, generator,
-                              denoised, eta_schedule, eta_scale, variant)
+            x = _reverse_step(x, x0, sigma_t, sigma_s, step_observation if i in conditioned else None, param,
+                              generator, denoised, eta_schedule, eta_scale, variant)
         previous_sigma = sigma_t
         if callback is not None:
             callback(i, x, x0, sigma_t)
