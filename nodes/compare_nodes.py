@@ -14,7 +14,8 @@ GAP = 4
 class CompareImages:
     DESCRIPTION = ("Puts up to 8 images side by side in one labelled grid (one column per image, one row per image "
                    "of a batch), each enlarged without smoothing so small results are easy to see, and shows it in "
-                   "the node. Connect the input, the results and the original; label them in order, separated by commas.")
+                   "the node. Connect the input, the results and the original; label them in order, separated by "
+                   "commas.")
     CATEGORY = "image/inverse"
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("comparison",)
@@ -48,8 +49,10 @@ class CompareImages:
         tiles = [enlarged(image, tile_h, tile_w).expand(rows, -1, -1, -1) for _, image in columns]
         grid = torch.ones(rows * (tile_h + GAP) - GAP, len(tiles) * (tile_w + GAP) - GAP, 3)
         for c, tile in enumerate(tiles):
+            left = c * (tile_w + GAP)
             for r in range(rows):
-                grid[r * (tile_h + GAP):r * (tile_h + GAP) + tile_h, c * (tile_w + GAP):c * (tile_w + GAP) + tile_w] = tile[r]
+                top = r * (tile_h + GAP)
+                grid[top:top + tile_h, left:left + tile_w] = tile[r]
         header = label_band([names[c] if c < len(names) else name for c, (name, _) in enumerate(columns)],
                             tile_w, grid.shape[1])
         comparison = torch.cat([header, grid], 0)[None]

@@ -147,7 +147,8 @@ class DCDPRestore:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            **input_specs.model_sockets(), "measurement": input_specs.measurement(), "operator": input_specs.operator(OPERATOR),
+            **input_specs.model_sockets(), "measurement": input_specs.measurement(),
+            "operator": input_specs.operator(OPERATOR),
             "seed": input_specs.seed(),
             "steps": input_specs.steps(30, 2, "Length of the noise schedule that start_strength and end_strength pick "
                                           "their levels from (a finer choice, not more network calls)."),

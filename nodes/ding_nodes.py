@@ -54,10 +54,10 @@ def sample_ding_comfy(model, x, sigmas, extra_args=None, callback=None, disable=
         if callback is not None:
             callback({"x": state, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": x0})
 
-    return ding.sample_ding(denoise, x, sigmas, observation, 1.0 - hole_mask, param,
-                            solver_generator(seed), observed_mask_at=scheduled_observed_mask(model, extra_args, hole_mask),
-                            obs_std=obs_std, eta_schedule=eta_schedule, eta_scale=eta_scale, variant=variant,
-                            callback=report, check_interrupt=comfy_compat.check_interrupt)
+    return ding.sample_ding(denoise, x, sigmas, observation, 1.0 - hole_mask, param, solver_generator(seed),
+                            observed_mask_at=scheduled_observed_mask(model, extra_args, hole_mask), obs_std=obs_std,
+                            eta_schedule=eta_schedule, eta_scale=eta_scale, variant=variant, callback=report,
+                            check_interrupt=comfy_compat.check_interrupt)
 
 
 def scheduled_observed_mask(model, extra_args, hole_mask):

@@ -184,7 +184,8 @@ class DInGRestore:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            **input_specs.model_sockets(), "measurement": input_specs.measurement(), "operator": input_specs.operator(OPERATOR),
+            **input_specs.model_sockets(), "measurement": input_specs.measurement(),
+            "operator": input_specs.operator(OPERATOR),
             "seed": input_specs.seed(),
             "steps": input_specs.steps(20, 1, "Sampling steps; each costs 2 network calls (delayed: 1)."),
             "cfg": input_specs.cfg(1.0, "How strongly the prompt steers the result. 1.0 (default, no CFG): the model "

@@ -175,7 +175,8 @@ class SpinRestore:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            **input_specs.model_sockets(), "measurement": input_specs.measurement(), "operator": input_specs.operator(OPERATOR),
+            **input_specs.model_sockets(), "measurement": input_specs.measurement(),
+            "operator": input_specs.operator(OPERATOR),
             "seed": input_specs.seed(),
             "steps": input_specs.steps(30, 2, "Length of the full schedule; Spin runs its last warm_start_strength share."),
             "cfg": input_specs.cfg(1.0, "How strongly the prompt steers the result. 1.0 (default, no CFG): the model "

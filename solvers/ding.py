@@ -160,10 +160,12 @@ def sample_ding(denoise: Denoiser, x: torch.Tensor, sigmas, observation: torch.T
     """
     work_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
 
-    def observation_at(sigma):
-        mask = observed_mask if observed_mask_at is None else observed_mask_at(sigma)
+    def observing(mask):
         return MaskObservation(observation, mask, obs_std).to(x.device, work_dtype)
-    return sample_posterior(denoise, x, sigmas, observation_at, param, generator, **options)
+    if observed_mask_at is None:
+        return sample_posterior(denoise, x, sigmas, observing(observed_mask), param, generator, **options)
+    return sample_posterior(denoise, x, sigmas, lambda sigma: observing(observed_mask_at(sigma)), param, generator,
+                            **options)
 
 
 def _reverse_step(x, x0, sigma_t, sigma_s, observation, param, generator, denoised, eta_schedule, eta_scale,
