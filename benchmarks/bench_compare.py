@@ -41,7 +41,9 @@ def dcdp_sampler(engine, vae, measurement, operator):
 
 def dcdp_calls(engine, sigmas):
     dcdp = module(engine, "solvers.dcdp")
-    return dcdp.network_calls(dcdp.DCDPOptions(**node_defaults(engine.nodes["InverseDCDPSampler"])), sigmas)
+    options = node_defaults(engine.nodes["InverseDCDPSampler"])
+    options.pop("tiled_vae")  # how the VAE runs, not what DCDP computes
+    return dcdp.network_calls(dcdp.DCDPOptions(**options), sigmas)
 
 
 def timed(call):

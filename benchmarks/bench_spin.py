@@ -46,6 +46,7 @@ def spin_sampler(engine, vae, measurement, operator, noise):
 def spin_calls(engine, sigmas):
     knobs, spin_nodes = spin_defaults(engine), module(engine, "nodes.spin_nodes")
     strength = knobs.pop("warm_start_strength")
+    knobs.pop("tiled_vae")  # how the VAE runs, not what Spin computes
     return module(engine, "solvers.spin").network_calls(spin_nodes.warm_start_sigmas(sigmas, strength),
                                                         spin_nodes.spin_options(**knobs))
 
