@@ -2,6 +2,8 @@
 and checked against counters on the model and the VAE themselves; the VAE in tiles for big images, agreeing
 with the untiled step; the linear solves converging at the node defaults."""
 import re
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -50,6 +52,21 @@ def test_info_counts_every_network_call_and_vae_pass(engine, node_id, overrides)
     assert (calls, decodes, encodes) == (counters["network"].calls, counters["decode"].calls,
                                          counters["encode"].calls), info
     assert passes == decodes + encodes and calls > 0 and decodes > 0
+
+
+def test_the_benchmarks_count_the_network_calls_spin_and_dcdp_make(engine):
+    """The NFE columns of the benchmarks come from these counts, at the node defaults, every widget included."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from bench_compare import dcdp_calls
+    from bench_spin import spin_calls
+    model, vae, images, cond, counters = counted_faces(engine)
+    blur = engine.nodes["InverseOperatorGaussianBlur"]().build(5, 1.0)[0]
+    for node_id, benchmark_count in (("InverseSpinRestore", spin_calls), ("InverseDCDPRestore", dcdp_calls)):
+        scheduler = node_defaults(engine.nodes[node_id])["scheduler"]
+        sigmas = engine.nodes["BasicScheduler"]().get_sigmas(model, scheduler, 6, 1.0)[0]
+        before = counters["network"].calls
+        run_all_in_one(engine, node_id, model, vae, images, blur, cond)
+        assert benchmark_count(engine, sigmas) == counters["network"].calls - before, node_id
 
 
 def test_the_pixel_solver_costs_two_decodes_and_two_encodes_per_step(engine):
