@@ -278,104 +278,6 @@ class DecoderGainObservation(LinearObservation):
         self.point = self.pixels = self.encoded = None
 
 
-class FittedDecoderObservation(LinearObservation):
-    """J taken as a fitted linear surrogate L of the decoder: L z = pixel_shuffle(conv(z, K), f), one k×k
-    kernel per image from latent cells to each cell's f×f pixels, fitted by least squares to finite
-    differences Dec(x̂0 + hδ) − Dec(x̂0) of random δ (accumulated over the steps, older ones down-weighted).
-    The data residual y − A(Dec(x̂0)) is the decoder's own; A_z = A·L and A_zᵀ = Lᵀ·Aᵀ are exact adjoints,
-    so the step is the exact Gaussian product of the surrogate model. Exact for a decoder that is linear and
-    local (pixel_shuffle of a per-cell map)."""
-    kernel_size = 3
-    forgetting = 0.5   # weight of the earlier probes at each refit
-    ridge = 1e-3       # relative to the Gram matrix's mean diagonal
-
-    def __init__(self, operator, measurement, obs_std, options, decode: Callable, refit_every: int = 1,
-                 check_interrupt=None):
-        super().__init__(operator, measurement, obs_std, options, check_interrupt)
-        self.decode, self.refit_every = decode, max(1, int(refit_every))
-        self.kernel = self.gram = self.cross = None
-        self.factor = None
-        self.linearizations = 0
-        self.probe_generator = torch.Generator().manual_seed(0)
-        self.decoder_passes = {"decodes": 0}  # the probes
-
-    def linearize(self, x0):
-        pixels = self.decode(x0)
-        if self.kernel is None or self.linearizations % self.refit_every == 0:
-            self._refit(x0, pixels)
-        self.linearizations += 1
-        self.data_residual = (self.y.to(pixels.dtype) - self.operator.forward(pixels)).to(x0.dtype)
-
-    def _probes_per_fit(self, x0):
-        features = x0.shape[1] * self.kernel_size ** 2
-        cells = x0.shape[-2] * x0.shape[-1]
-        return max(1, -(-2 * features // cells))
-
-    def _refit(self, x0, pixels):
-        import torch.nn.functional as F
-        self.factor = pixels.shape[-1] // x0.shape[-1]
-        count = self._probes_per_fit(x0)
-        batch = x0.shape[0]
-        probes = torch.randn((count,) + tuple(x0.shape), generator=self.probe_generator).to(x0)
-        size = self.options.finite_difference
-        rms = 1.0  # probes are unit-variance; h·δ has RMS `size`
-        step = size / rms
-        decoded = self.decode((x0.unsqueeze(0) + step * probes).flatten(0, 1)).view(count, batch, *pixels.shape[1:])
-        self.decoder_passes["decodes"] += count * batch
-        differences = ((decoded - pixels.unsqueeze(0)) / step).double()
-        pad = self.kernel_size // 2
-        features = F.unfold(probes.double().flatten(0, 1), self.kernel_size, padding=pad)
-        features = features.view(count, batch, features.shape[-2], -1)                         # [P, B, F, N]
-        targets = F.pixel_unshuffle(differences.flatten(0, 1), self.factor).flatten(2)
-        targets = targets.view(count, batch, targets.shape[-2], -1)                            # [P, B, O, N]
-        gram = torch.einsum("pbin,pbjn->bij", features, features)
-        cross = torch.einsum("pbon,pbjn->boj", targets, features)
-        if self.gram is not None:
-            gram, cross = gram + self.forgetting * self.gram, cross + self.forgetting * self.cross
-        self.gram, self.cross = gram, cross
-        regularised = gram + self.ridge * gram.diagonal(dim1=-2, dim2=-1).mean(-1)[:, None, None] * torch.eye(
-            gram.shape[-1], dtype=gram.dtype, device=gram.device)
-        self.kernel = torch.linalg.solve(regularised, cross.transpose(-1, -2)).transpose(-1, -2)  # [B, O, F]
-        self.squared_gain = float(self.kernel.square().sum(-1).sum(-1).mean() / x0.shape[1])
-
-    def _weights(self, item, channels):
-        k = self.kernel_size
-        return self.kernel[item].view(-1, channels, k, k)
-
-    def _surrogate(self, v):
-        import torch.nn.functional as F
-        channels = v.shape[1]
-        out = [F.pixel_shuffle(F.conv2d(v[i:i + 1].double(), self._weights(i, channels), padding=self.kernel_size // 2),
-                               self.factor) for i in range(v.shape[0])]
-        return torch.cat(out)
-
-    def _surrogate_adjoint(self, p, channels):
-        import torch.nn.functional as F
-        out = [F.conv_transpose2d(F.pixel_unshuffle(p[i:i + 1].double(), self.factor), self._weights(i, channels),
-                                  padding=self.kernel_size // 2) for i in range(p.shape[0])]
-        return torch.cat(out)
-
-    def apply(self, v):
-        return self.operator.forward(self._surrogate(v).to(v.dtype))
-
-    def adjoint(self, w):
-        return self._surrogate_adjoint(self.operator.adjoint(w), self.kernel.shape[-1] // self.kernel_size ** 2).to(w.dtype)
-
-    def solve(self, noise_var, prior_var, rhs):
-        from .linear_gaussian import circulant_preconditioner
-        rhs64 = rhs.double()
-
-        def system(w):
-            return noise_var * w + prior_var * self.operator.forward(self._surrogate(self.adjoint(w)))
-        w, iterations, residual = conjugate_gradient(
-            system, rhs64, precondition=circulant_preconditioner(self.operator, noise_var,
-                                                                 self.squared_gain * prior_var, rhs64),
-            tolerance=self.options.tolerance, max_iterations=self.options.max_iterations,
-            check_interrupt=self.check_interrupt)
-        self.stats.add(iterations, residual)
-        return w.to(rhs.dtype)
-
-
 def require_linear(operator):
     if not operator.linear:
         raise ValueError(f"operator: {operator.describe()} is not linear, and DInG's exact step needs a linear "
@@ -402,12 +304,6 @@ def latent_observation(solver: str, operator, measurement, obs_std, decode: Call
     if solver == "linearized":
         return LinearizedDecoderObservation(operator, measurement, obs_std, options, differentiable_decode,
                                             check_interrupt)
-    if solver.startswith("fitted"):
-        spec = solver[6:].split("f")
-        refit = int(spec[0] or 1)
-        if len(spec) > 1:
-            options = replace(options, final_iterations=int(spec[1]))
-        return FittedDecoderObservation(operator, measurement, obs_std, options, decode, refit, check_interrupt)
     if solver == "pixel":
         exact = (LinearizedDecoderObservation(operator, measurement, obs_std, replace(options, final_iterations=1),
                                               differentiable_decode, check_interrupt)
