@@ -41,6 +41,7 @@ RESTORERS = {
                    {"latent_solver": "pixel", "exact_below_noise": 1.0}),
     "pixel_low3": ("DInG Restore (pixel, exact below noise 3)", "InverseDInGRestoreSampler",
                    {"latent_solver": "pixel", "exact_below_noise": 3.0}),
+    "fitted": ("DInG Restore (fitted)", "InverseDInGRestoreSampler", {"latent_solver": "fitted"}),
     "linearized": ("DInG Restore (linearized)", "InverseDInGRestoreSampler", {"latent_solver": "linearized"}),
     "spin": ("Spin", "InverseSpinSampler", {}),
     "spin_plain": ("Spin, encoder_correction off (before)", "InverseSpinSampler", {"encoder_correction": False}),
@@ -122,6 +123,7 @@ def main():
     parser.add_argument("--family", nargs="*", default=["eps", "flow"], choices=["eps", "flow"])
     parser.add_argument("--restorer", nargs="*", default=list(RESTORERS), choices=list(RESTORERS))
     parser.add_argument("--draws", type=int, default=5)
+    parser.add_argument("--first-draw", type=int, default=0, help="skip the draws before this one (to add draws)")
     parser.add_argument("--chains", type=int, default=32)
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--samples", type=int, default=200)
@@ -138,6 +140,8 @@ def main():
     for task in args.task:
         cells = {(family, key): Scores() for family in args.family for key in ["exact", *args.restorer]}
         for draw, problem in enumerate(problems(pack, task, args.draws)):
+            if draw < args.first_draw:
+                continue
             refs = reference_samples(pack, task, draw, problem, args.chains, args.steps)
             print(f"<!-- {task} draw {draw}: split-R-hat {refs['rhat']:.3f}, reference {refs['seconds']:.0f} s -->",
                   flush=True)

@@ -2,7 +2,8 @@
 
 The counts are measured: each restorer runs at its node defaults, 20 steps, on the face demo's x5
 super-resolution through ComfyUI's executor, and its `info` reports the network calls and VAE passes
-(decodes, encodes, decoder JVPs / VJPs) that the run made; the counts do not depend on the image size.
+(decodes, encodes, decoder JVPs / VJPs) that the run made; the counts do not depend on the image size (the
+`fitted` solver's probes do below 72 latent cells; the face demo has 625, as many as any real image needs).
 The component costs are H100 timings (bf16) of the real networks at that size:
   SDXL 1024²: 70 ms per network call, 89 ms per decode, 50 ms per encode, 202 ms per decoder VJP
   SD1.5 512²: 35 ms per call, 22 ms per decode, 12 ms per encode, 42 ms per decoder VJP
@@ -35,6 +36,8 @@ RESTORERS = [("DInG Restore (pixel)", "InverseDInGRestore", {}),
              ("DInG Restore (pixel, exact_below_noise 1)", "InverseDInGRestore", {"exact_below_noise": 1.0}),
              ("DInG Restore (pixel, exact_below_noise 3)", "InverseDInGRestore", {"exact_below_noise": 3.0}),
              ("DInG Restore (linearized)", "InverseDInGRestore", {"latent_solver": "linearized"}),
+             ("DInG Restore (fitted)", "InverseDInGRestore", {"latent_solver": "fitted"}),
+             ("DInG Restore (fitted, delayed)", "InverseDInGRestore", {"latent_solver": "fitted", "variant": "delayed"}),
              ("Spin", "InverseSpinRestore", {}),
              ("DCDP", "InverseDCDPRestore", {})]
 

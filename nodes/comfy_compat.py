@@ -86,6 +86,12 @@ def load_models(patchers):
     comfy.model_management.load_models_gpu(patchers)
 
 
+def tiled_scale(samples, function, tile, overlap, upscale_amount, output_device):
+    """ComfyUI's tiled application of `function` (tile × tile cells, blended overlaps): one pass."""
+    return comfy.utils.tiled_scale(samples, function, tile, tile, overlap, upscale_amount=upscale_amount,
+                                   output_device=output_device)
+
+
 def ksampler(sample_function, options):
     """A SAMPLER for SamplerCustom(Advanced): ComfyUI's KSAMPLER around one of the pack's sampling functions,
     `options` passed to it as keyword arguments."""

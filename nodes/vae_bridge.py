@@ -59,6 +59,27 @@ def encode(vae, image, tiled="off"):
     return blame_vae_for_nan(latent, "encoding")
 
 
+def unclamped_decoder(vae, latent_format, device, tiled="off"):
+    """Model-space latent → pixels [B, 3, H, W] in [−1, 1] units through the VAE's own decoder, without the
+    clamp to 0..1 that VAE.decode applies (a clamped pixel has no derivative), no autograd; one pass, or
+    ComfyUI's tiling (one pass of DECODE_TILE tiles) where `use_tiles` says so."""
+    scale = vae_scale(vae)
+
+    def decode_raw(raw):
+        return vae.first_stage_model.decode(raw.to(vae.vae_dtype).to(vae.device)).float()
+
+    def decode(latent):
+        comfy_compat.load_models([vae.patcher])
+        raw = latent_format.process_out(latent)
+        with torch.no_grad():
+            if use_tiles(tiled, raw.shape[-2] * scale, raw.shape[-1] * scale):
+                pixels = comfy_compat.tiled_scale(raw, decode_raw, DECODE_TILE, DECODE_OVERLAP, scale, vae.device)
+            else:
+                pixels = decode_raw(raw)
+        return blame_vae_for_nan(pixels, "decoding").to(device, torch.float32)
+    return decode
+
+
 def image_to_pixels(image, device):
     return (image[..., :3].movedim(-1, 1).to(device, torch.float32) * 2.0 - 1.0)
 

@@ -34,11 +34,12 @@ from typing import Callable, Optional
 import torch
 
 from .ding import MaskObservation, _standard_normal
+from .decoder_surrogate import LocalLinearDecoder
 from .linear_gaussian import SolveStats, conjugate_gradient, solve_measurement_system
 
 log = logging.getLogger("inverse_samplers")
 
-LATENT_SOLVERS = ("linearized", "pixel")
+LATENT_SOLVERS = ("linearized", "pixel", "fitted")
 MIN_OBS_STD = 1e-3  # σ_y floor ([−1, 1] units): τ = 0 makes the system singular where A has zero rows
 
 
@@ -278,6 +279,58 @@ class DecoderGainObservation(LinearObservation):
         self.point = self.pixels = self.encoded = None
 
 
+class FittedDecoderObservation(LinearObservation):
+    """A_z = A·L with L a linear surrogate of the decoder's Jacobian (`decoder_surrogate.LocalLinearDecoder`):
+    refitted to random finite-difference probes every `refit_every` linearizations, and corrected in between
+    by secant updates along the steps taken. The data residual y − A(Dec(x̂0)) is the decoder's own, one
+    decode per step; no encoder, no autograd. A_z and A_zᵀ are exact adjoints, so each step is the exact
+    Gaussian product of the surrogate model, solved by CG on the composed system.
+    `decode` should not clamp: a clamped pixel has no derivative, and a fit through one cannot move it."""
+
+    def __init__(self, operator, measurement, obs_std, options, decode: Callable, refit_every: int = 4,
+                 check_interrupt=None):
+        super().__init__(operator, measurement, obs_std, options, check_interrupt)
+        self.decode, self.refit_every = decode, max(1, int(refit_every))
+        self.surrogate = None
+        self.linearizations = 0
+        self.previous = None            # (latent, pixels) of the last linearization
+        self.probe_generator = torch.Generator().manual_seed(0)
+        self.decoder_passes = {"decodes": 0}
+
+    def linearize(self, x0):
+        pixels = self.decode(x0)
+        self.decoder_passes["decodes"] += 1
+        if self.surrogate is None:
+            self.surrogate = LocalLinearDecoder(x0.shape[1], pixels.shape[-1] // x0.shape[-1])
+        if self.linearizations % self.refit_every == 0:
+            self._fit(x0, pixels)
+        elif self.previous is not None:
+            self.surrogate.secant_update(x0 - self.previous[0], pixels - self.previous[1])
+        self.linearizations += 1
+        self.previous = (x0, pixels)
+        self.data_residual = (self.y.to(pixels.dtype) - self.operator.forward(pixels)).to(x0.dtype)
+
+    def _fit(self, x0, pixels):
+        """Fits L to finite differences along random directions around x0, one decode each (one at any real
+        image size, `LocalLinearDecoder.probes_needed`)."""
+        count, size = self.surrogate.probes_needed(x0.shape), self.options.finite_difference
+        directions = torch.randn((count,) + tuple(x0.shape), generator=self.probe_generator,
+                                 dtype=torch.float32).to(x0)
+        differences = torch.stack([(self.decode(x0 + size * direction) - pixels) / size for direction in directions])
+        self.decoder_passes["decodes"] += count
+        self.surrogate.fit(directions, differences)
+
+    def apply(self, v):
+        return self.operator.forward(self.surrogate.apply(v).to(v.dtype))
+
+    def adjoint(self, w):
+        return self.surrogate.adjoint(self.operator.adjoint(w)).to(w.dtype)
+
+    def solve(self, noise_var, prior_var, rhs):
+        # no pixel-space preconditioner: A L Lᵀ Aᵀ has the latent's rank, and (τ²I + g²v AAᵀ)⁻¹ assumes the image's
+        return self._conjugate_gradient(noise_var, prior_var, rhs)
+
+
 def require_linear(operator):
     if not operator.linear:
         raise ValueError(f"operator: {operator.describe()} is not linear, and DInG's exact step needs a linear "
@@ -304,6 +357,9 @@ def latent_observation(solver: str, operator, measurement, obs_std, decode: Call
     if solver == "linearized":
         return LinearizedDecoderObservation(operator, measurement, obs_std, options, differentiable_decode,
                                             check_interrupt)
+    if solver == "fitted":
+        return FittedDecoderObservation(operator, measurement, obs_std, options, differentiable_decode,
+                                        check_interrupt=check_interrupt)
     if solver == "pixel":
         exact = (LinearizedDecoderObservation(operator, measurement, obs_std, replace(options, final_iterations=1),
                                               differentiable_decode, check_interrupt)

@@ -43,6 +43,7 @@ def run_all_in_one(engine, node_id, model, vae, measurement, operator, cond, **o
 
 
 @pytest.mark.parametrize("node_id,overrides", [("InverseDInGRestore", {}), ("InverseDInGRestore", {"variant": "delayed"}),
+                                               ("InverseDInGRestore", {"latent_solver": "fitted"}),
                                                ("InverseSpinRestore", {}), ("InverseDCDPRestore", {})])
 def test_info_counts_every_network_call_and_vae_pass(engine, node_id, overrides):
     model, vae, images, cond, counters = counted_faces(engine)
@@ -76,6 +77,21 @@ def test_the_pixel_solver_costs_two_decodes_and_two_encodes_per_step(engine):
     # 5 transitions at 2 + 2; the final Gauss-Newton fit: 3 linearizations (a decode and, for the adjoint, 2
     # encodes each) and 2 re-linearized models (a decode each); the gain probe; the node's last decode
     assert WORK.search(info).group(3, 4) == (str(5 * 2 + 3 + 2 + 1 + 1), str(5 * 2 + 3 * 2))
+
+
+def test_the_fitted_solver_costs_one_decode_per_step_and_no_encode(engine, pack):
+    """latent_solver fitted: a decode per linearization (5 transitions, 3 Gauss–Newton iterates of the final
+    fit), the probes of a refit at the 1st and 5th linearization, the node's last decode; no encoder, no
+    autograd."""
+    model, vae, images, cond, counters = counted_faces(engine)
+    blur = engine.nodes["InverseOperatorGaussianBlur"]().build(5, 1.0)[0]
+    info = run_all_in_one(engine, "InverseDInGRestore", model, vae, images, blur, cond, steps=6,
+                          latent_solver="fitted")
+    latent = vae.encode(images[..., :3])
+    surrogate = pack.solvers.decoder_surrogate.LocalLinearDecoder(latent.shape[1], images.shape[1] // latent.shape[2])
+    decodes, encodes = map(int, WORK.search(info).group(3, 4))
+    assert (decodes, encodes) == (5 + 3 + 2 * surrogate.probes_needed(latent.shape) + 1, 0), info
+    assert counters["encode"].calls == 1   # the latent above
 
 
 def test_the_exact_final_fit_costs_one_decode_and_a_jvp_and_vjp_per_cg_iteration(engine):
@@ -167,6 +183,28 @@ def test_tiled_and_untiled_steps_agree_through_a_local_vae(engine, pack, monkeyp
                                        **dict(DING_RESTORE_OPTIONS, tiled_vae=mode))[0]
     assert tiled_calls.calls > 4  # every step decoded in tiles
     torch.testing.assert_close(out["on"], out["off"], atol=1e-4, rtol=0)
+
+
+def test_the_fitted_solvers_unclamped_decodes_match_vae_decode_tiled_or_not(engine, pack, monkeypatch):
+    """latent_solver fitted decodes through the VAE's decoder without VAE.decode's clamp to 0..1, in ComfyUI's
+    tiles when big: on the demo's per-pixel VAE, where nothing reaches the clamp, both equal VAE.decode, and a
+    latent pushed past white decodes past 1 instead of stopping there."""
+    set_tiles(pack, monkeypatch, 8, 2, 16, 4)
+    model, vae, images, cond, counters = counted_faces(engine)
+    latent_format = model.model.latent_format
+    tiled_calls = Counted(pack.nodes.comfy_compat.comfy.utils, "tiled_scale")
+    with torch.inference_mode():
+        raw = vae.encode(images[..., :3])
+        latent = latent_format.process_in(raw)
+        expected = vae.decode(raw).movedim(-1, 1) * 2 - 1
+        decoded = {mode: pack.nodes.vae_bridge.unclamped_decoder(vae, latent_format, torch.device("cpu"), mode)(latent)
+                   for mode in ("off", "on")}
+        brighter = pack.nodes.vae_bridge.unclamped_decoder(vae, latent_format, torch.device("cpu"))(
+            latent_format.process_in(vae.encode(torch.ones_like(images[..., :3]))) * 1.5)
+    assert tiled_calls.calls == 1
+    for mode, pixels in decoded.items():
+        torch.testing.assert_close(pixels, expected.float(), atol=1e-4, rtol=0, msg=mode)
+    assert float(brighter.max()) > 1.2
 
 
 def test_tiled_and_untiled_vae_passes_stay_close_through_the_trained_testbed_vae(engine, pack, monkeypatch):

@@ -18,6 +18,7 @@ SIZE, STEPS, SAMPLES = 16, 20, 24
 # (task of testbed/reference.TASKS, floor on the PSNR of the mean sample against the truth, dB)
 TASKS = [("gaussian_blur", 36.0), ("sr_x4", 27.0)]
 RESTORERS = [("InverseDInGRestoreSampler", {"latent_solver": "pixel"}),
+             ("InverseDInGRestoreSampler", {"latent_solver": "fitted"}),
              ("InverseSpinSampler", {}), ("InverseDCDPSampler", {})]
 
 
@@ -48,7 +49,7 @@ def residual_and_psnr(pack, problem, pixels):
 
 @pytest.mark.parametrize("family", ["eps", "flow"])
 @pytest.mark.parametrize("task,psnr_floor", TASKS)
-@pytest.mark.parametrize("node_id,overrides", RESTORERS, ids=["ding_pixel", "spin", "dcdp"])
+@pytest.mark.parametrize("node_id,overrides", RESTORERS, ids=["ding_pixel", "ding_fitted", "spin", "dcdp"])
 def test_restorers_land_on_the_measurement_through_the_trained_vae(engine, pack, testbed, node_id, overrides, task,
                                                                    psnr_floor, family):
     for draw in range(2):
@@ -176,3 +177,20 @@ def test_exact_low_noise_steps_land_nearer_the_truth(engine, pack, testbed, task
     print(f"\n{task}: PSNR of the mean, pixel {psnr['pixel']:.2f}, exact below {exact_below_noise:g}: "
           f"{psnr['low_noise']:.2f}")
     assert psnr["low_noise"] >= psnr["pixel"] + gain, psnr
+
+
+# the PSNR of the mean of 8 samples, measured pixel → fitted: inpainting 34.6 → 37.5 dB, denoising 45.8 → 47.1 dB
+@pytest.mark.parametrize("task,gain", [("inpaint", 2.0), ("denoise", 0.5)])
+def test_the_fitted_solver_lands_nearer_the_truth_than_pixel(engine, pack, testbed, task, gain):
+    """latent_solver fitted (a linear model of the decoder fitted from its own finite differences, 1 decode per
+    step, no encoder): on the measurement, and nearer the truth than `pixel`, whose scaled-isometry assumption a
+    trained decoder breaks (bench_testbed: 17x nearer the MCMC reference on inpainting, 2.3-2.9x on denoising)."""
+    target = problem(pack, task, 0)
+    psnr = {}
+    for solver in ("pixel", "fitted"):
+        residual, psnr[solver] = residual_and_psnr(pack, target, restore(
+            engine, pack, testbed, "InverseDInGRestoreSampler", {"latent_solver": solver}, target, "eps", samples=8))
+        if solver == "fitted":
+            assert 0.8 <= residual <= 1.3, f"{solver}: data residual {residual:.2f}"
+    print(f"\n{task}: PSNR of the mean, pixel {psnr['pixel']:.2f}, fitted {psnr['fitted']:.2f}")
+    assert psnr["fitted"] >= psnr["pixel"] + gain, psnr
