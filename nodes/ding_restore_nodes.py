@@ -118,13 +118,13 @@ def sample_ding_restore_comfy(model, x, sigmas, extra_args=None, callback=None, 
     options = ding_restore.SolveOptions(tolerance=solver_tolerance, max_iterations=solver_iterations)
     exact_final, exact_below = exact_steps(latent_solver, final_fit, exact_below_noise)
     if latent_solver == "fitted":
-        differentiable = vae_bridge.unclamped_decoder(vae, base_model.latent_format, x.device, tiled_vae)
+        raw_decode = vae_bridge.unclamped_decoder(vae, base_model.latent_format, x.device, tiled_vae)
     else:
-        differentiable = (differentiable_decoder(vae, base_model.latent_format, x.device)
-                          if latent_solver == "linearized" or exact_final or exact_below > 0 else None)
+        raw_decode = (differentiable_decoder(vae, base_model.latent_format, x.device)
+                      if latent_solver == "linearized" or exact_final or exact_below > 0 else None)
     observation = ding_restore.latent_observation(
         latent_solver, operator, call.y, 2.0 * measurement_noise, call.codec.decode, call.codec.encode,
-        differentiable, options, comfy_compat.check_interrupt, exact_final=exact_final, exact_below=exact_below)
+        raw_decode, options, comfy_compat.check_interrupt, exact_final=exact_final, exact_below=exact_below)
     log.info("DInG restore (%s, %s%s, %s): %d network calls for %d steps", operator.describe(), latent_solver,
              describe_exact_steps(exact_final, exact_below), call.param.name,
              ding.network_calls(sigmas, variant, exact_every), len(sigmas) - 1)

@@ -26,6 +26,9 @@ linearizes Dec at its own x̂0, A_z = A·J, and the measurement becomes y − A(
   low-noise steps and the last one, which decides the output (docs/testbed.md): `exact_final` gives the
   last step to the linearized fit (one Gauss–Newton step, a JVP and a VJP through the decoder per CG
   iteration), `exact_below` also every transition whose target noise-to-signal ratio b_s/a_s is below it.
+* `fitted`: no autograd, no encoder. J is replaced by a linear model L of the decoder fitted from its own
+  finite differences (`decoder_surrogate.LocalLinearDecoder`), A_z = A·L, one unclamped decode per step for
+  the data residual (FittedDecoderObservation).
 """
 import logging
 from dataclasses import dataclass, replace
@@ -349,20 +352,21 @@ def state_observation(operator, measurement, obs_std, options: SolveOptions = So
 
 
 def latent_observation(solver: str, operator, measurement, obs_std, decode: Callable, encode: Callable,
-                       differentiable_decode: Callable, options: SolveOptions = SolveOptions(),
+                       raw_decode: Callable, options: SolveOptions = SolveOptions(),
                        check_interrupt=None, exact_final: bool = False, exact_below: float = 0.0):
-    """The observation of a latent model (§2): `linearized` or `pixel`, the latter with its last step through
-    the decoder's derivatives when `exact_final` (one Gauss–Newton step: measured as close as three), and
-    its transitions to a noise-to-signal ratio below `exact_below` too (which implies the exact final)."""
+    """The observation of a latent model (§2): `linearized`, `fitted` or `pixel`, the latter with its last step
+    through the decoder's derivatives when `exact_final` (one Gauss–Newton step: measured as close as three),
+    and its transitions to a noise-to-signal ratio below `exact_below` too (which implies the exact final).
+    `decode` / `encode` are the VAE's own passes (clamped pixels); `raw_decode` the decoder without the clamp,
+    differentiable for `linearized` and the exact steps."""
     if solver == "linearized":
-        return LinearizedDecoderObservation(operator, measurement, obs_std, options, differentiable_decode,
-                                            check_interrupt)
+        return LinearizedDecoderObservation(operator, measurement, obs_std, options, raw_decode, check_interrupt)
     if solver == "fitted":
-        return FittedDecoderObservation(operator, measurement, obs_std, options, differentiable_decode,
+        return FittedDecoderObservation(operator, measurement, obs_std, options, raw_decode,
                                         check_interrupt=check_interrupt)
     if solver == "pixel":
         exact = (LinearizedDecoderObservation(operator, measurement, obs_std, replace(options, final_iterations=1),
-                                              differentiable_decode, check_interrupt)
+                                              raw_decode, check_interrupt)
                  if exact_final or exact_below > 0 else None)
         return DecoderGainObservation(operator, measurement, obs_std, options, decode, encode, check_interrupt, exact,
                                       exact_below)
