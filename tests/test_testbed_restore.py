@@ -124,9 +124,23 @@ def test_restore_workflows_land_on_the_measurement_through_the_trained_vae(engin
     """The shipped graph, run by ComfyUI's executor with the trained VAE in place of the random one: each
     restore node's image matches its measurement like a posterior sample would (residual 0.8-1.3), and a
     noiseless measurement (the DCDP x4 branch, which ends on its fit) to within 1% RMS."""
+    check_restore_workflow(engine, tiny, name, tmp_path)
+
+
+@pytest.mark.parametrize("name", [name for name in TESTBED_WORKFLOWS if name.startswith("DInG")])
+def test_restore_workflows_with_the_fitted_latent_solver_land_on_the_measurement(engine, tiny, name, tmp_path):
+    """The same graphs with DInG Restore's latent_solver switched to fitted (measured residuals 0.95-1.03)."""
+    check_restore_workflow(engine, tiny, name, tmp_path, latent_solver="fitted")
+
+
+def check_restore_workflow(engine, tiny, name, tmp_path, latent_solver=None):
     from test_workflows import load
     from workflow_format import ui_to_api
     prompt = ui_to_api(load(name), engine.nodes)
+    if latent_solver is not None:
+        for node in prompt.values():
+            if node["class_type"] == "InverseDInGRestore":
+                node["inputs"]["latent_solver"] = latent_solver
     engine.execute(with_testbed_loaders(prompt), output_dir=tmp_path)
     restore_ids = [node_id for node_id, node in prompt.items() if node["class_type"] in RESTORE_NODES]
     assert restore_ids
