@@ -42,6 +42,8 @@ RESTORERS = {
     "pixel_low3": ("DInG Restore (pixel, exact below noise 3)", "InverseDInGRestoreSampler",
                    {"latent_solver": "pixel", "exact_below_noise": 3.0}),
     "fitted": ("DInG Restore (fitted)", "InverseDInGRestoreSampler", {"latent_solver": "fitted"}),
+    "fitted_delayed": ("DInG Restore (fitted, delayed)", "InverseDInGRestoreSampler",
+                       {"latent_solver": "fitted", "variant": "delayed"}),
     "linearized": ("DInG Restore (linearized)", "InverseDInGRestoreSampler", {"latent_solver": "linearized"}),
     "spin": ("Spin", "InverseSpinSampler", {}),
     "spin_plain": ("Spin, encoder_correction off (before)", "InverseSpinSampler", {"encoder_correction": False}),
