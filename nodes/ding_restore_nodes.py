@@ -118,7 +118,7 @@ def sample_ding_restore_comfy(model, x, sigmas, extra_args=None, callback=None, 
     options = ding_restore.SolveOptions(tolerance=solver_tolerance, max_iterations=solver_iterations)
     exact_final, exact_below = exact_steps(latent_solver, final_fit, exact_below_noise)
     if latent_solver == "fitted":
-        raw_decode = vae_bridge.unclamped_decoder(vae, base_model.latent_format, x.device, tiled_vae)
+        raw_decode = call.codec.decode_unclamped
     else:
         raw_decode = (differentiable_decoder(vae, base_model.latent_format, x.device)
                       if latent_solver == "linearized" or exact_final or exact_below > 0 else None)

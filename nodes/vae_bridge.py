@@ -59,25 +59,22 @@ def encode(vae, image, tiled="off"):
     return blame_vae_for_nan(latent, "encoding")
 
 
-def unclamped_decoder(vae, latent_format, device, tiled="off"):
-    """Model-space latent → pixels [B, 3, H, W] in [−1, 1] units through the VAE's own decoder, without the
-    clamp to 0..1 that VAE.decode applies (a clamped pixel has no derivative), no autograd; one pass, or
-    ComfyUI's tiling (one pass of DECODE_TILE tiles) where `use_tiles` says so."""
+def decode_unclamped(vae, latent, tiled="off"):
+    """The VAE's own decoder (raw latent → pixels [B, 3, H, W] in [−1, 1] units) without the clamp to 0..1 that
+    VAE.decode applies (a clamped pixel has no derivative), no autograd; in ComfyUI's tiles, one tiling, when
+    `use_tiles` says so; failing on NaN."""
     scale = vae_scale(vae)
 
     def decode_raw(raw):
         return vae.first_stage_model.decode(raw.to(vae.vae_dtype).to(vae.device)).float()
 
-    def decode(latent):
-        comfy_compat.load_models([vae.patcher])
-        raw = latent_format.process_out(latent)
-        with torch.no_grad():
-            if use_tiles(tiled, raw.shape[-2] * scale, raw.shape[-1] * scale):
-                pixels = comfy_compat.tiled_scale(raw, decode_raw, DECODE_TILE, DECODE_OVERLAP, scale, vae.device)
-            else:
-                pixels = decode_raw(raw)
-        return blame_vae_for_nan(pixels, "decoding").to(device, torch.float32)
-    return decode
+    comfy_compat.load_models([vae.patcher])   # VAE.decode loads it itself
+    with torch.no_grad():
+        if use_tiles(tiled, latent.shape[-2] * scale, latent.shape[-1] * scale):
+            pixels = comfy_compat.tiled_scale(latent, decode_raw, DECODE_TILE, DECODE_OVERLAP, scale, vae.device)
+        else:
+            pixels = decode_raw(latent)
+    return blame_vae_for_nan(pixels, "decoding")
 
 
 def image_to_pixels(image, device):
@@ -102,6 +99,14 @@ class LatentCodec:
         image = decode(self.vae, self.latent_format.process_out(latent), self.tiled)
         self._reload_model()
         return image_to_pixels(image, self.device)
+
+    def decode_unclamped(self, latent):
+        """As decode, through `decode_unclamped`: pixels may pass [−1, 1]."""
+        if self.report is not None:
+            self.report.decodes += 1
+        pixels = decode_unclamped(self.vae, self.latent_format.process_out(latent), self.tiled)
+        self._reload_model()
+        return pixels.to(self.device, torch.float32)
 
     def encode(self, pixels):
         if self.report is not None:

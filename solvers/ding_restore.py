@@ -298,11 +298,9 @@ class FittedDecoderObservation(LinearObservation):
         self.linearizations = 0
         self.previous = None            # (latent, pixels) of the last linearization
         self.probe_generator = torch.Generator().manual_seed(0)
-        self.decoder_passes = {"decodes": 0}
 
     def linearize(self, x0):
         pixels = self.decode(x0)
-        self.decoder_passes["decodes"] += 1
         if self.surrogate is None:
             self.surrogate = LocalLinearDecoder(x0.shape[1], pixels.shape[-1] // x0.shape[-1])
         if self.linearizations % self.refit_every == 0:
@@ -320,7 +318,6 @@ class FittedDecoderObservation(LinearObservation):
         directions = torch.randn((count,) + tuple(x0.shape), generator=self.probe_generator,
                                  dtype=torch.float32).to(x0)
         differences = torch.stack([(self.decode(x0 + size * direction) - pixels) / size for direction in directions])
-        self.decoder_passes["decodes"] += count
         self.surrogate.fit(directions, differences)
 
     def apply(self, v):

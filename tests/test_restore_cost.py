@@ -199,9 +199,10 @@ def test_the_fitted_solvers_unclamped_decodes_match_vae_decode_tiled_or_not(engi
         raw = vae.encode(images[..., :3])
         latent = latent_format.process_in(raw)
         expected = vae.decode(raw).movedim(-1, 1) * 2 - 1
-        decoded = {mode: pack.nodes.vae_bridge.unclamped_decoder(vae, latent_format, torch.device("cpu"), mode)(latent)
-                   for mode in ("off", "on")}
-        brighter = pack.nodes.vae_bridge.unclamped_decoder(vae, latent_format, torch.device("cpu"))(
+        codecs = {mode: pack.nodes.vae_bridge.LatentCodec(vae, latent_format, model, torch.device("cpu"), 0,
+                                                          tiled=mode) for mode in ("off", "on")}
+        decoded = {mode: codec.decode_unclamped(latent) for mode, codec in codecs.items()}
+        brighter = codecs["off"].decode_unclamped(
             latent_format.process_in(vae.encode(torch.ones_like(images[..., :3]))) * 1.5)
     assert len(tiled_calls) == 1
     for mode, pixels in decoded.items():
