@@ -9,11 +9,12 @@ Models (ComfyUI's own classes, configs as ComfyUI detects them from the checkpoi
         needs ~48 GB in float32, so all double blocks share one block's weights and all single blocks another's:
         every block still runs its full computation (same FLOPs and activations), only ~2 GB of weights are held.
 Tasks: inpainting a centre box (ComfyUI euler with a noise mask vs DInG), and x4 super-resolution
-(ComfyUI euler from an empty latent, i.e. no measurement, vs DInG Restore (pixel), Spin and DCDP at
-the nodes' defaults). Each row: wall time and peak memory growth of the SamplerCustom call, and the
+(ComfyUI euler from an empty latent, i.e. no measurement, vs DInG Restore (pixel, the default; fitted;
+fitted with the delayed variant), Spin and DCDP at the nodes' defaults). Each row: wall time and peak memory growth of the SamplerCustom call, and the
 ratios to euler. On a GPU (CUDA) the peak is torch.cuda.max_memory_allocated.
 
 Run: .venv/bin/python benchmarks/bench_real_size.py [--family sd15|sdxl|flux ...] [--size PX] [--steps N]
+                                                   [--row "DInG Restore" ...]  (only these rows, beside euler's)
      CPU defaults: 256 px, 8 steps; with COMFYUI_GPU=1 on a CUDA machine: 1024 px, 20 steps.
      Flux needs upstream ComfyUI (COMFYUI_PATH).
 """
@@ -51,7 +52,9 @@ FLUX = {"image_model": "flux", "in_channels": 16, "out_channels": 16, "vec_in_di
 CPU_SIZES = {"sd15": 256, "sdxl": 256, "flux": 256}
 RESTORERS = {"DInG": "InverseDInGRestoreSampler", "Spin": "InverseSpinSampler", "DCDP": "InverseDCDPSampler"}
 LABELS = ("inpaint: ComfyUI euler", "inpaint: DInG", "x4 SR: ComfyUI euler (ignores y)", "x4 SR: DInG Restore (pixel)",
-          "x4 SR: Spin", "x4 SR: DCDP")
+          "x4 SR: DInG Restore (fitted)", "x4 SR: DInG Restore (fitted, delayed)", "x4 SR: Spin", "x4 SR: DCDP")
+ROW_SETTINGS = {"(fitted)": {"latent_solver": "fitted"},       # a row's settings over the node's defaults
+                "(fitted, delayed)": {"latent_solver": "fitted", "variant": "delayed"}}
 
 
 def tiny_nodes():
@@ -121,7 +124,8 @@ def measure_one(engine, family, size, steps, label):
             sampler = euler
         else:
             node = nodes[next(name for method, name in RESTORERS.items() if method in label)]
-            sampler = node().get_sampler(vae, measurement, operator, **node_defaults(node))[0]
+            settings = next((extra for tag, extra in ROW_SETTINGS.items() if label.endswith(tag)), {})
+            sampler = node().get_sampler(vae, measurement, operator, **{**node_defaults(node), **settings})[0]
         run = lambda: sample(sampler, empty)  # noqa: E731
     nodes["SamplerCustom"]().sample(model, True, 1, 1.0, cond, cond, euler, sigmas[-2:], latent)  # load + warm up
     vae.decode(latent["samples"])
@@ -139,6 +143,8 @@ def main():
     gpu = torch.cuda.is_available()
     families = [a for i, a in enumerate(sys.argv) if i > 0 and sys.argv[i - 1] == "--family"] or ["sd15", "sdxl",
                                                                                                      "flux"]
+    rows = [a for i, a in enumerate(sys.argv) if i > 0 and sys.argv[i - 1] == "--row"]  # label substrings
+    labels = [label for label in LABELS if not rows or "euler" in label or any(row in label for row in rows)]
     steps = int(sys.argv[sys.argv.index("--steps") + 1]) if "--steps" in sys.argv else (20 if gpu else 8)
     device = torch.cuda.get_device_name() if gpu else f"CPU ({os.cpu_count()} cores)"
     print(f"engine: {engine.name} ({engine.commit}); {device}; {steps} steps; Flux: {FLUX_DEPTH[0]} double + "
@@ -149,7 +155,7 @@ def main():
         size = int(sys.argv[sys.argv.index("--size") + 1]) if "--size" in sys.argv else (1024 if gpu else
                                                                                           CPU_SIZES[family])
         baseline = {}
-        for label in LABELS:
+        for label in labels:
             seconds, grown = run_isolated(__file__, json.dumps([family, size, steps, label]), timeout=7200)
             task = label.split(":")[0]
             baseline.setdefault(task, (seconds, grown))

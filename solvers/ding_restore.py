@@ -288,7 +288,10 @@ class FittedDecoderObservation(LinearObservation):
     by secant updates along the steps taken. The data residual y − A(Dec(x̂0)) is the decoder's own, one
     decode per step; no encoder, no autograd. A_z and A_zᵀ are exact adjoints, so each step is the exact
     Gaussian product of the surrogate model, solved by CG on the composed system.
-    `decode` should not clamp: a clamped pixel has no derivative, and a fit through one cannot move it."""
+    `decode` should not clamp: a clamped pixel has no derivative, and a fit through one cannot move it.
+    The last step is one Gauss–Newton step: on the testbed two more (re-linearized, a decode each) came out no
+    closer (docs/testbed.md)."""
+    final_iterations = 1
 
     def __init__(self, operator, measurement, obs_std, options, decode: Callable, refit_every: int = 4,
                  check_interrupt=None):
