@@ -12,7 +12,10 @@
    a JVP and a VJP; DPS: a UNet and decoder backward per step).
 
 Run: .venv/bin/python benchmarks/bench_ding_restore.py [--oracle-only | --cost-only]
+       [--ding pixel fitted fitted:delayed ...]  (the DInG rows: latent_solver[:variant]; pixel always)
+       [--no-baselines]                          (no Spin, DCDP, DPS rows)
 """
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -34,20 +37,30 @@ STEPS = 20
 TASKS = ("gaussian_blur", "motion_blur", "sr_x2", "sr_x4", "denoise")
 
 
-def samplers(engine, oracle, pack):
+DING_ROWS = ("pixel", "linearized")  # the DInG rows, latent_solver[:variant]; --ding replaces them
+
+
+def ding_row(node, oracle, calls, row):
+    """One DInG Restore row, `latent_solver` or `latent_solver:variant` (delayed: 1 network call per step)."""
+    solver, _, variant = row.partition(":")
+    options = dict(measurement_noise=RESTORE_NOISE / 2, variant=variant or "ding", eta_schedule="fm_square",
+                   eta_scale=1.0, solver_iterations=30, solver_tolerance=1e-4)
+    sampler = node.get_sampler(oracle.vae, oracle.measurement, oracle.operator, latent_solver=solver, **options)[0]
+    return sampler, None, calls // 2 + 1 if variant == "delayed" else calls
+
+
+def samplers(engine, oracle, pack, ding_rows=DING_ROWS, baselines=True):
     import comfy.samplers
-    ding = dict(measurement_noise=RESTORE_NOISE / 2, variant="ding", eta_schedule="fm_square", eta_scale=1.0,
-                solver_iterations=30, solver_tolerance=1e-4)
     node = engine.nodes["InverseDInGRestoreSampler"]()
     param = pack.nodes.comfy_compat.parameterisation_of(oracle.model.get_model_object("model_sampling"))
     calls = pack.solvers.ding.network_calls(oracle.sigmas, "ding")
+    rows = {f"DInG ({row})": ding_row(node, oracle, calls, row) for row in dict.fromkeys(("pixel", *ding_rows))}
+    if not baselines:
+        return rows
     dps_sigmas = engine.nodes["BasicScheduler"]().get_sigmas(oracle.model, "normal", calls, 1.0)[0]
     # Spin and DCDP at the nodes' defaults (chosen by benchmarks/sweep_spin_dcdp.py), σ_y given to Spin
     return {
-        "DInG (pixel)": (node.get_sampler(oracle.vae, oracle.measurement, oracle.operator, latent_solver="pixel",
-                                          **ding)[0], None, calls),
-        "DInG (linearized)": (node.get_sampler(oracle.vae, oracle.measurement, oracle.operator,
-                                               latent_solver="linearized", **ding)[0], None, calls),
+        **rows,
         "Spin": (spin_sampler(engine, oracle.vae, oracle.measurement, oracle.operator, RESTORE_NOISE / 2), None,
                  spin_calls(engine, oracle.sigmas)),
         "DCDP": (dcdp_sampler(engine, oracle.vae, oracle.measurement, oracle.operator), None,
@@ -58,7 +71,7 @@ def samplers(engine, oracle, pack):
     }
 
 
-def oracle_table(engine):
+def oracle_table(engine, ding_rows=DING_ROWS, baselines=True):
     pack = comfy_harness.pack_modules(engine)
     generator = torch.Generator().manual_seed(0)
     print("\n| autoencoder | sampling | task | sampler | NFE | sliced W2 | wall time (s) | floor |")
@@ -69,7 +82,7 @@ def oracle_table(engine):
                 oracle = RestoreOracle(engine, pack, restore_operators(pack)[task], prediction, autoencoder,
                                        N_SAMPLES, STEPS)
                 rows = {}
-                for label, (sampler, sigmas, calls) in samplers(engine, oracle, pack).items():
+                for label, (sampler, sigmas, calls) in samplers(engine, oracle, pack, ding_rows, baselines).items():
                     if autoencoder == "linear" and label in ("Spin", "DCDP", "DPS"):
                         continue  # the baselines are compared on the pixel-space oracle
                     start = time.perf_counter()
@@ -158,16 +171,23 @@ def cost_table():
 
 
 def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--oracle-only", action="store_true")
+    parser.add_argument("--cost-only", action="store_true")
+    parser.add_argument("--ding", nargs="+", default=list(DING_ROWS),
+                        help="the DInG rows, latent_solver[:variant] (pixel is always run)")
+    parser.add_argument("--no-baselines", action="store_true", help="no Spin, DCDP, DPS rows")
+    parser.add_argument("--measure", help=argparse.SUPPRESS)   # one cost measurement, in its own process
+    args = parser.parse_args()
     engine = comfy_harness.boot(with_test_nodes=True)
-    if "--measure" in sys.argv:
-        cost_run(engine, sys.argv[sys.argv.index("--measure") + 1])
+    if args.measure:
+        cost_run(engine, args.measure)
         return
     print(f"engine: {engine.name} ({engine.commit})")
-    if "--cost-only" not in sys.argv:
-        oracle_table(engine)
-    if "--oracle-only" not in sys.argv:
+    if not args.cost_only:
+        oracle_table(engine, tuple(args.ding), baselines=not args.no_baselines)
+    if not args.oracle_only:
         cost_table()
-
 
 if __name__ == "__main__":
     main()
