@@ -44,6 +44,8 @@ RESTORERS = {
     "fitted": ("DInG Restore (fitted)", "InverseDInGRestoreSampler", {"latent_solver": "fitted"}),
     "fitted_delayed": ("DInG Restore (fitted, delayed)", "InverseDInGRestoreSampler",
                        {"latent_solver": "fitted", "variant": "delayed"}),
+    "fitted_exact": ("DInG Restore (fitted, final_fit exact)", "InverseDInGRestoreSampler",
+                     {"latent_solver": "fitted", "final_fit": "exact"}),
     "linearized": ("DInG Restore (linearized)", "InverseDInGRestoreSampler", {"latent_solver": "linearized"}),
     "spin": ("Spin", "InverseSpinSampler", {}),
     "spin_plain": ("Spin, encoder_correction off (before)", "InverseSpinSampler", {"encoder_correction": False}),

@@ -38,6 +38,8 @@ RESTORERS = [("DInG Restore (pixel)", "InverseDInGRestore", {}),
              ("DInG Restore (linearized)", "InverseDInGRestore", {"latent_solver": "linearized"}),
              ("DInG Restore (fitted)", "InverseDInGRestore", {"latent_solver": "fitted"}),
              ("DInG Restore (fitted, delayed)", "InverseDInGRestore", {"latent_solver": "fitted", "variant": "delayed"}),
+             ("DInG Restore (fitted, final_fit exact)", "InverseDInGRestore",
+              {"latent_solver": "fitted", "final_fit": "exact"}),
              ("Spin", "InverseSpinRestore", {}),
              ("DCDP", "InverseDCDPRestore", {})]
 

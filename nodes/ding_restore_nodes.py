@@ -27,7 +27,8 @@ def ding_restore_options_inputs():
                           "linearized: follows the VAE's decoder exactly at each step but is much slower and needs "
                           "far more memory (seconds per step on large images). fitted: 1 decode per step and no "
                           "encode, no gradients: fits a small linear model of the decoder as it goes (closer to "
-                          "linearized than pixel on blur, denoising and inpainting in the pack's testbed)."}),
+                          "linearized than pixel on every problem in the pack's testbed; with final_fit exact about "
+                          "as close as linearized)."}),
         "solver_iterations": ("INT", {"default": 100, "min": 1, "max": 1000, "tooltip":
                               "Most iterations of the inner solver in each step (used by blur, bicubic "
                               "super-resolution and linearized; masks, box downsampling and denoising are solved in "
@@ -38,36 +39,43 @@ def ding_restore_options_inputs():
                              "changing."}),
         "tiled_vae": input_specs.tiled_vae(),
         "final_fit": (list(FINAL_FITS), {"default": "approximate", "tooltip":
-                      "How the last step, which decides the output, matches the photo with latent_solver pixel. "
-                      "approximate (default): the fast pixel approximation, no gradients at all. exact: through "
+                      "How the last step, which decides the output, matches the photo with latent_solver pixel or "
+                      "fitted. approximate (default): that solver's own step, no gradients at all. exact: through "
                       "the VAE decoder's own derivatives, once, at the end: with a trained VAE it lands about 2-4 "
-                      "times closer to the right answer (pack's testbed), for 10-30 extra decoder passes and the "
-                      "memory of a backward pass through the decoder (too much for very large images)."}),
+                      "times closer to the right answer with pixel, and brings fitted to about linearized's "
+                      "closeness (pack's testbed), for 10-30 extra decoder passes and the memory of a backward "
+                      "pass through the decoder (too much for very large images)."}),
         "exact_below_noise": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 100.0, "step": 0.1, "tooltip":
-                              "With latent_solver pixel: the steps whose noise level is below this also match the "
-                              "photo through the VAE decoder's derivatives (and so does the last one, whatever "
-                              "final_fit says). 0 (default): none. 1 (about the last third of the steps): as close as "
-                              "linearized on blur, super-resolution and denoising in the pack's testbed, for about a "
-                              "sixth of its decoder derivatives; inpainting needs about 3. The level is the noise-to-"
-                              "signal ratio: the schedule's own numbers on SD1.5 / SDXL; on SD3 and Flux a schedule "
-                              "value s means s/(1-s)."}),
+                              "With latent_solver pixel or fitted: the steps whose noise level is below this also "
+                              "match the photo through the VAE decoder's derivatives (and so does the last one, "
+                              "whatever final_fit says). 0 (default): none. With pixel, 1 (about the last third of "
+                              "the steps) is as close as linearized on blur, super-resolution and denoising in the "
+                              "pack's testbed, for about a sixth of its decoder derivatives; inpainting needs about "
+                              "3. fitted gets there with final_fit exact alone. The level is the noise-to-signal "
+                              "ratio: the schedule's own numbers on SD1.5 / SDXL; on SD3 and Flux a schedule value s "
+                              "means s/(1-s)."}),
     }
 
 
 FINAL_FITS = ("approximate", "exact")
 
 
+APPROXIMATE_SOLVERS = ("pixel", "fitted")  # the latent solvers whose steps final_fit / exact_below_noise can make exact
+
+
 def exact_final_fit(final_fit, latent_solver):
-    """Whether the pixel solver's last step goes through the decoder's derivatives."""
+    """Whether the last step of a pixel or fitted run goes through the decoder's derivatives."""
     if final_fit not in FINAL_FITS:
         raise ValueError(f"final_fit must be one of {FINAL_FITS}, got {final_fit!r}")
-    return latent_solver == "pixel" and final_fit == "exact"
+    return latent_solver in APPROXIMATE_SOLVERS and final_fit == "exact"
 
 
 def exact_steps(latent_solver, final_fit, exact_below_noise):
-    """(exact final fit, noise level below which the transitions are exact) of a run: the pixel solver's
-    options; (False, 0) for linearized, whose every step already goes through the decoder's derivatives."""
-    return exact_final_fit(final_fit, latent_solver), (exact_below_noise if latent_solver == "pixel" else 0.0)
+    """(exact final fit, noise level below which the transitions are exact) of a run: the pixel and fitted
+    solvers' options; (False, 0) for linearized, whose every step already goes through the decoder's
+    derivatives."""
+    return (exact_final_fit(final_fit, latent_solver),
+            exact_below_noise if latent_solver in APPROXIMATE_SOLVERS else 0.0)
 
 
 def describe_exact_steps(exact_final, exact_below):
@@ -117,14 +125,13 @@ def sample_ding_restore_comfy(model, x, sigmas, extra_args=None, callback=None, 
     base_model = model.inner_model.inner_model
     options = ding_restore.SolveOptions(tolerance=solver_tolerance, max_iterations=solver_iterations)
     exact_final, exact_below = exact_steps(latent_solver, final_fit, exact_below_noise)
-    if latent_solver == "fitted":
-        raw_decode = call.codec.decode_unclamped
-    else:
-        raw_decode = (differentiable_decoder(vae, base_model.latent_format, x.device)
+    differentiable = (differentiable_decoder(vae, base_model.latent_format, x.device)
                       if latent_solver == "linearized" or exact_final or exact_below > 0 else None)
+    raw_decode = call.codec.decode_unclamped if latent_solver == "fitted" else differentiable
     observation = ding_restore.latent_observation(
         latent_solver, operator, call.y, 2.0 * measurement_noise, call.codec.decode, call.codec.encode,
-        raw_decode, options, comfy_compat.check_interrupt, exact_final=exact_final, exact_below=exact_below)
+        raw_decode, options, comfy_compat.check_interrupt, exact_final=exact_final, exact_below=exact_below,
+        differentiable_decode=differentiable)
     log.info("DInG restore (%s, %s%s, %s): %d network calls for %d steps", operator.describe(), latent_solver,
              describe_exact_steps(exact_final, exact_below), call.param.name,
              ding.network_calls(sigmas, variant, exact_every), len(sigmas) - 1)

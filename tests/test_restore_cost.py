@@ -106,6 +106,23 @@ def test_the_exact_final_fit_costs_one_decode_and_a_jvp_and_vjp_per_cg_iteration
     assert jvps >= 1 and vjps == jvps + 1 and passes == decodes + encodes + jvps + vjps, info
 
 
+def test_the_fitted_solver_takes_an_exact_final_fit_too(engine, pack):
+    """latent_solver fitted with final_fit exact: the fitted transitions (a decode each, the probes of a refit
+    at the 1st and 5th), then the last fit through the decoder's derivatives (a decode with its graph, a JVP
+    and a VJP per CG iteration, the VJP of the result); still no encoder."""
+    model, vae, images, cond, counters = counted_faces(engine)
+    blur = engine.nodes["InverseOperatorGaussianBlur"]().build(5, 1.0)[0]
+    info = run_all_in_one(engine, "InverseDInGRestore", model, vae, images, blur, cond, steps=6,
+                          latent_solver="fitted", final_fit="exact")
+    latent = vae.encode(images[..., :3])
+    probes = pack.solvers.decoder_surrogate.LocalLinearDecoder(
+        latent.shape[1], images.shape[1] // latent.shape[2]).probes_needed(latent.shape)
+    passes, decodes, encodes, jvps, vjps = map(int, EXACT_FINAL_WORK.search(info).groups())
+    assert (decodes, encodes) == (5 + 2 * probes + 1 + 1, 0), info
+    assert jvps >= 1 and vjps == jvps + 1 and passes == decodes + jvps + vjps, info
+    assert "fitted, exact final fit" in info
+
+
 def test_exact_low_noise_steps_cost_one_decode_and_no_encode_each(engine):
     """exact_below_noise: the transitions to a noise level below it go through the decoder's derivatives, like
     the final fit (a decode with its graph, a JVP and a VJP per CG iteration); the others stay at 2 + 2."""
