@@ -10,8 +10,9 @@ Models (ComfyUI's own classes, configs as ComfyUI detects them from the checkpoi
         every block still runs its full computation (same FLOPs and activations), only ~2 GB of weights are held.
 Tasks: inpainting a centre box (ComfyUI euler with a noise mask vs DInG), and x4 super-resolution
 (ComfyUI euler from an empty latent, i.e. no measurement, vs DInG Restore (pixel, the default; fitted;
-fitted with the delayed variant), Spin and DCDP at the nodes' defaults). Each row: wall time and peak memory growth of the SamplerCustom call, and the
-ratios to euler. On a GPU (CUDA) the peak is torch.cuda.max_memory_allocated.
+fitted with the delayed variant), Spin and DCDP at the nodes' defaults). Each row: wall time and peak
+memory growth of the SamplerCustom call, and the ratios to euler. On a GPU (CUDA) the peak is
+torch.cuda.max_memory_allocated.
 
 Run: .venv/bin/python benchmarks/bench_real_size.py [--family sd15|sdxl|flux ...] [--size PX] [--steps N]
                                                    [--row "DInG Restore" ...]  (only these rows, beside euler's)

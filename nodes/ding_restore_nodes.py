@@ -125,8 +125,8 @@ def sample_ding_restore_comfy(model, x, sigmas, extra_args=None, callback=None, 
     base_model = model.inner_model.inner_model
     options = ding_restore.SolveOptions(tolerance=solver_tolerance, max_iterations=solver_iterations)
     exact_final, exact_below = exact_steps(latent_solver, final_fit, exact_below_noise)
-    differentiable = (differentiable_decoder(vae, base_model.latent_format, x.device)
-                      if latent_solver == "linearized" or exact_final or exact_below > 0 else None)
+    needs_derivatives = latent_solver == "linearized" or exact_final or exact_below > 0
+    differentiable = differentiable_decoder(vae, base_model.latent_format, x.device) if needs_derivatives else None
     raw_decode = call.codec.decode_unclamped if latent_solver == "fitted" else differentiable
     observation = ding_restore.latent_observation(
         latent_solver, operator, call.y, 2.0 * measurement_noise, call.codec.decode, call.codec.encode,
