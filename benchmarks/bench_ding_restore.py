@@ -189,5 +189,6 @@ def main():
     if not args.oracle_only:
         cost_table()
 
+
 if __name__ == "__main__":
     main()

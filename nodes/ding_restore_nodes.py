@@ -60,14 +60,11 @@ def ding_restore_options_inputs():
 FINAL_FITS = ("approximate", "exact")
 
 
-APPROXIMATE_SOLVERS = ("pixel", "fitted")  # the latent solvers whose steps final_fit / exact_below_noise can make exact
-
-
 def exact_final_fit(final_fit, latent_solver):
     """Whether the last step of a pixel or fitted run goes through the decoder's derivatives."""
     if final_fit not in FINAL_FITS:
         raise ValueError(f"final_fit must be one of {FINAL_FITS}, got {final_fit!r}")
-    return latent_solver in APPROXIMATE_SOLVERS and final_fit == "exact"
+    return latent_solver in ding_restore.APPROXIMATE_SOLVERS and final_fit == "exact"
 
 
 def exact_steps(latent_solver, final_fit, exact_below_noise):
@@ -75,7 +72,7 @@ def exact_steps(latent_solver, final_fit, exact_below_noise):
     solvers' options; (False, 0) for linearized, whose every step already goes through the decoder's
     derivatives."""
     return (exact_final_fit(final_fit, latent_solver),
-            exact_below_noise if latent_solver in APPROXIMATE_SOLVERS else 0.0)
+            exact_below_noise if latent_solver in ding_restore.APPROXIMATE_SOLVERS else 0.0)
 
 
 def describe_exact_steps(exact_final, exact_below):
@@ -127,11 +124,10 @@ def sample_ding_restore_comfy(model, x, sigmas, extra_args=None, callback=None, 
     exact_final, exact_below = exact_steps(latent_solver, final_fit, exact_below_noise)
     needs_derivatives = latent_solver == "linearized" or exact_final or exact_below > 0
     differentiable = differentiable_decoder(vae, base_model.latent_format, x.device) if needs_derivatives else None
-    raw_decode = call.codec.decode_unclamped if latent_solver == "fitted" else differentiable
     observation = ding_restore.latent_observation(
         latent_solver, operator, call.y, 2.0 * measurement_noise, call.codec.decode, call.codec.encode,
-        raw_decode, options, comfy_compat.check_interrupt, exact_final=exact_final, exact_below=exact_below,
-        differentiable_decode=differentiable)
+        call.codec.decode_unclamped, differentiable, options, comfy_compat.check_interrupt, exact_final=exact_final,
+        exact_below=exact_below)
     log.info("DInG restore (%s, %s%s, %s): %d network calls for %d steps", operator.describe(), latent_solver,
              describe_exact_steps(exact_final, exact_below), call.param.name,
              ding.network_calls(sigmas, variant, exact_every), len(sigmas) - 1)

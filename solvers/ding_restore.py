@@ -45,6 +45,7 @@ from .linear_gaussian import SolveStats, conjugate_gradient, solve_measurement_s
 log = logging.getLogger("inverse_samplers")
 
 LATENT_SOLVERS = ("linearized", "pixel", "fitted")
+APPROXIMATE_SOLVERS = ("pixel", "fitted")  # those whose steps `exact_final` / `exact_below` can make exact
 MIN_OBS_STD = 1e-3  # σ_y floor ([−1, 1] units): τ = 0 makes the system singular where A has zero rows
 
 
@@ -359,21 +360,20 @@ def state_observation(operator, measurement, obs_std, options: SolveOptions = So
 
 
 def latent_observation(solver: str, operator, measurement, obs_std, decode: Callable, encode: Callable,
-                       raw_decode: Callable, options: SolveOptions = SolveOptions(),
-                       check_interrupt=None, exact_final: bool = False, exact_below: float = 0.0,
-                       differentiable_decode: Optional[Callable] = None):
+                       unclamped_decode: Callable, differentiable_decode: Optional[Callable],
+                       options: SolveOptions = SolveOptions(), check_interrupt=None, exact_final: bool = False,
+                       exact_below: float = 0.0):
     """The observation of a latent model (§2): `linearized`, `fitted` or `pixel`, the latter two with their last
     step through the decoder's derivatives when `exact_final` (one Gauss–Newton step: measured as close as
     three), and their transitions to a noise-to-signal ratio below `exact_below` too (which implies the exact
-    final). `decode` / `encode` are the VAE's own passes (clamped pixels); `raw_decode` the decoder without the
-    clamp; `differentiable_decode` (default `raw_decode`) the same, differentiable, for `linearized` and the
-    exact steps."""
-    differentiable_decode = differentiable_decode or raw_decode
+    final). `decode` / `encode` are the VAE's own passes (clamped pixels, for `pixel`); `unclamped_decode` the
+    decoder without the clamp (for `fitted`); `differentiable_decode` the same, differentiable (for `linearized`
+    and the exact steps; may be None without them)."""
     if solver == "linearized":
         return LinearizedDecoderObservation(operator, measurement, obs_std, options, differentiable_decode,
                                             check_interrupt)
     if solver == "fitted":
-        approximate = FittedDecoderObservation(operator, measurement, obs_std, options, raw_decode,
+        approximate = FittedDecoderObservation(operator, measurement, obs_std, options, unclamped_decode,
                                                check_interrupt=check_interrupt)
     elif solver == "pixel":
         approximate = DecoderGainObservation(operator, measurement, obs_std, options, decode, encode,

@@ -79,6 +79,13 @@ def test_the_pixel_solver_costs_two_decodes_and_two_encodes_per_step(engine):
     assert WORK.search(info).group(3, 4) == (str(5 * 2 + 3 + 2 + 1 + 1), str(5 * 2 + 3 * 2))
 
 
+def fitted_probes(pack, vae, images):
+    """Probe decodes per refit of the fitted solver at these images' latent size (one encode, counted)."""
+    latent = vae.encode(images[..., :3])
+    surrogate = pack.solvers.decoder_surrogate.LocalLinearDecoder(latent.shape[1], images.shape[1] // latent.shape[2])
+    return surrogate.probes_needed(latent.shape)
+
+
 def test_the_fitted_solver_costs_one_decode_per_step_and_no_encode(engine, pack):
     """latent_solver fitted: a decode per linearization (5 transitions and the final fit's single Gauss–Newton
     step), the probes of a refit at the 1st and 5th linearization, the node's last decode; no encoder, no
@@ -87,11 +94,10 @@ def test_the_fitted_solver_costs_one_decode_per_step_and_no_encode(engine, pack)
     blur = engine.nodes["InverseOperatorGaussianBlur"]().build(5, 1.0)[0]
     info = run_all_in_one(engine, "InverseDInGRestore", model, vae, images, blur, cond, steps=6,
                           latent_solver="fitted")
-    latent = vae.encode(images[..., :3])
-    surrogate = pack.solvers.decoder_surrogate.LocalLinearDecoder(latent.shape[1], images.shape[1] // latent.shape[2])
+    probes = fitted_probes(pack, vae, images)
     decodes, encodes = map(int, WORK.search(info).group(3, 4))
-    assert (decodes, encodes) == (5 + 1 + 2 * surrogate.probes_needed(latent.shape) + 1, 0), info
-    assert counters["encode"].calls == 1   # the latent above
+    assert (decodes, encodes) == (5 + 1 + 2 * probes + 1, 0), info
+    assert counters["encode"].calls == 1   # fitted_probes' latent
 
 
 def test_the_exact_final_fit_costs_one_decode_and_a_jvp_and_vjp_per_cg_iteration(engine):
@@ -114,9 +120,7 @@ def test_the_fitted_solver_takes_an_exact_final_fit_too(engine, pack):
     blur = engine.nodes["InverseOperatorGaussianBlur"]().build(5, 1.0)[0]
     info = run_all_in_one(engine, "InverseDInGRestore", model, vae, images, blur, cond, steps=6,
                           latent_solver="fitted", final_fit="exact")
-    latent = vae.encode(images[..., :3])
-    probes = pack.solvers.decoder_surrogate.LocalLinearDecoder(
-        latent.shape[1], images.shape[1] // latent.shape[2]).probes_needed(latent.shape)
+    probes = fitted_probes(pack, vae, images)
     passes, decodes, encodes, jvps, vjps = map(int, EXACT_FINAL_WORK.search(info).groups())
     assert (decodes, encodes) == (5 + 2 * probes + 1 + 1, 0), info
     assert jvps >= 1 and vjps == jvps + 1 and passes == decodes + jvps + vjps, info
