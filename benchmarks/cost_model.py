@@ -30,13 +30,16 @@ COMPONENT_MS = {  # call, decode, encode, decoder VJP (or JVP)
 MEASURED_DPS_S = {"SDXL 1024²": 9.0}
 WORK = re.compile(r"(\d+) network calls, \d+ VAE passes \((\d+) decodes, (\d+) encodes(?:, (\d+) decoder JVPs)?"
                   r"(?:, (\d+) decoder VJPs)?\)")
-RESTORERS = [("DInG Restore (pixel)", "InverseDInGRestore", {}),
-             ("DInG Restore (pixel, delayed)", "InverseDInGRestore", {"variant": "delayed"}),
-             ("DInG Restore (pixel, final_fit exact)", "InverseDInGRestore", {"final_fit": "exact"}),
-             ("DInG Restore (pixel, exact_below_noise 1)", "InverseDInGRestore", {"exact_below_noise": 1.0}),
-             ("DInG Restore (pixel, exact_below_noise 3)", "InverseDInGRestore", {"exact_below_noise": 3.0}),
+PIXEL = {"latent_solver": "pixel"}
+RESTORERS = [("DInG Restore (pixel)", "InverseDInGRestore", PIXEL),
+             ("DInG Restore (pixel, delayed)", "InverseDInGRestore", dict(PIXEL, variant="delayed")),
+             ("DInG Restore (pixel, final_fit exact)", "InverseDInGRestore", dict(PIXEL, final_fit="exact")),
+             ("DInG Restore (pixel, exact_below_noise 1)", "InverseDInGRestore", dict(PIXEL, exact_below_noise=1.0)),
+             ("DInG Restore (pixel, exact_below_noise 3)", "InverseDInGRestore", dict(PIXEL, exact_below_noise=3.0)),
              ("DInG Restore (linearized)", "InverseDInGRestore", {"latent_solver": "linearized"}),
-             ("DInG Restore (fitted)", "InverseDInGRestore", {"latent_solver": "fitted"}),
+             ("DInG Restore (fitted, every step decoded)", "InverseDInGRestore",
+              {"latent_solver": "fitted", "predict_above_noise": 0.0}),
+             ("DInG Restore (fitted: the default)", "InverseDInGRestore", {"latent_solver": "fitted"}),
              ("DInG Restore (fitted, delayed)", "InverseDInGRestore", {"latent_solver": "fitted", "variant": "delayed"}),
              ("DInG Restore (fitted, final_fit exact)", "InverseDInGRestore",
               {"latent_solver": "fitted", "final_fit": "exact"}),

@@ -20,19 +20,20 @@ def ding_restore_options_inputs():
                               "Estimate Noise Level. Too low copies the photo's grain into the result, too high lets "
                               "the result drift from the photo; values below 0.0005 count as 0.0005."}),
         **ding_options,
-        "latent_solver": (list(ding_restore.LATENT_SOLVERS), {"default": "pixel", "tooltip":
-                          "How each step's match to the photo is carried through the VAE. pixel (default): fast, "
-                          "2 decodes + 2 encodes per step, no gradients; with a real VAE it matches the photo but "
-                          "varies less faithfully than linearized (final_fit exact closes most of that gap). "
-                          "linearized: follows the VAE's decoder exactly at each step but is much slower and needs "
-                          "far more memory (seconds per step on large images). fitted: 1 decode per step and no "
-                          "encode, no gradients: fits a small linear model of the decoder as it goes (closer to "
-                          "linearized than pixel on every problem in the pack's testbed; with final_fit exact about "
-                          "as close as linearized)."}),
-        "solver_iterations": ("INT", {"default": 100, "min": 1, "max": 1000, "tooltip":
-                              "Most iterations of the inner solver in each step (used by blur, bicubic "
-                              "super-resolution and linearized; masks, box downsampling and denoising are solved in "
-                              "one go). More only costs time; 100 was enough in the pack's tests."}),
+        "latent_solver": (list(ding_restore.LATENT_SOLVERS), {"default": "fitted", "tooltip":
+                          "How each step's match to the photo is carried through the VAE. fitted (default): 1 "
+                          "decode per step, no encode, no gradients: fits a small linear model of the decoder as "
+                          "it goes; closer to linearized than pixel on every problem in the pack's testbed (with "
+                          "final_fit exact about as close as linearized, holes excepted). pixel: 2 decodes + 2 "
+                          "encodes per step, no gradients; with a real VAE it matches the photo but lands further "
+                          "from the right answer, and misses the photo around holes. linearized: follows the VAE's "
+                          "decoder exactly at each step but is much slower and needs far more memory (seconds per "
+                          "step on large images)."}),
+        "solver_iterations": ("INT", {"default": 200, "min": 1, "max": 1000, "tooltip":
+                              "Most iterations of the inner solver in each step (used by every operator with "
+                              "latent_solver fitted or linearized, and by blur and bicubic super-resolution with "
+                              "pixel, which solves masks, box downsampling and denoising in one go). More only "
+                              "costs time (no VAE pass); 200 was enough in the pack's tests."}),
         "solver_tolerance": ("FLOAT", {"default": 1e-4, "min": 1e-8, "max": 0.1, "step": 1e-5, "tooltip":
                              "How precisely each inner solve must finish before it stops (smaller = more precise, "
                              "slower); the info output reports the worst reached. The default 1e-4 rarely needs "
@@ -41,19 +42,25 @@ def ding_restore_options_inputs():
         "final_fit": (list(FINAL_FITS), {"default": "approximate", "tooltip":
                       "How the last step, which decides the output, matches the photo with latent_solver pixel or "
                       "fitted. approximate (default): that solver's own step, no gradients at all. exact: through "
-                      "the VAE decoder's own derivatives, once, at the end: with a trained VAE it lands about 2-4 "
-                      "times closer to the right answer with pixel, and brings fitted to about linearized's "
-                      "closeness (pack's testbed), for 10-30 extra decoder passes and the memory of a backward "
+                      "the VAE decoder's own derivatives, once, at the end: with a trained VAE it brings fitted "
+                      "to about linearized's closeness except around holes, and pixel 2-4 times closer to the "
+                      "right answer (pack's testbed), for 10-30 extra decoder passes and the memory of a backward "
                       "pass through the decoder (too much for very large images)."}),
         "exact_below_noise": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 100.0, "step": 0.1, "tooltip":
                               "With latent_solver pixel or fitted: the steps whose noise level is below this also "
                               "match the photo through the VAE decoder's derivatives (and so does the last one, "
-                              "whatever final_fit says). 0 (default): none. With pixel, 1 (about the last third of "
-                              "the steps) is as close as linearized on blur, super-resolution and denoising in the "
-                              "pack's testbed, for about a sixth of its decoder derivatives; inpainting needs about "
-                              "3. fitted gets there with final_fit exact alone. The level is the noise-to-signal "
+                              "whatever final_fit says). 0 (default): none. In the pack's testbed 3 (about the last "
+                              "two thirds of the steps) brought pixel as close as linearized on every problem, holes "
+                              "included, for about a third of its decoder derivatives, and 1 on blur, "
+                              "super-resolution and denoising. The level is the noise-to-signal "
                               "ratio: the schedule's own numbers on SD1.5 / SDXL; on SD3 and Flux a schedule value s "
                               "means s/(1-s)."}),
+        "predict_above_noise": ("FLOAT", {"default": 3.0, "min": 0.0, "max": 100.0, "step": 0.1, "tooltip":
+                                "With latent_solver fitted: the steps whose noise level is above this skip the "
+                                "VAE decode and predict the decoded image from the fitted model, since the photo "
+                                "weighs little there. 3 (default): the first 5 to 8 of 20 steps, about 1 decode "
+                                "per step in all; 0: every step decodes (about 1.3 per step). Same scale as "
+                                "exact_below_noise."}),
     }
 
 
@@ -75,10 +82,16 @@ def exact_steps(latent_solver, final_fit, exact_below_noise):
             exact_below_noise if latent_solver in ding_restore.APPROXIMATE_SOLVERS else 0.0)
 
 
-def describe_exact_steps(exact_final, exact_below):
+def predicted_above(latent_solver, predict_above_noise):
+    """The noise level above which a run's steps predict the decoded image (fitted only; 0: none)."""
+    return predict_above_noise if latent_solver == "fitted" else 0.0
+
+
+def describe_solver(latent_solver, exact_final, exact_below, predict_above):
+    text = latent_solver + (f", predicted above noise {predict_above:g}" if predict_above > 0 else "")
     if exact_below > 0:
-        return f", exact below noise {exact_below:g} and final fit"
-    return ", exact final fit" if exact_final else ""
+        return text + f", exact below noise {exact_below:g} and final fit"
+    return text + (", exact final fit" if exact_final else "")
 
 
 class _Decoder(torch.nn.Module):
@@ -112,9 +125,9 @@ def differentiable_decoder(vae, latent_format, device):
 @torch.no_grad()  # the linearized solver enables autograd for the decoder alone
 def sample_ding_restore_comfy(model, x, sigmas, extra_args=None, callback=None, disable=None, *, vae, measurement,
                               operator, measurement_noise=0.01, variant="ding", eta_schedule="fm_square",
-                              eta_scale=1.0, latent_solver="pixel", solver_iterations=100, solver_tolerance=1e-4,
+                              eta_scale=1.0, latent_solver="fitted", solver_iterations=200, solver_tolerance=1e-4,
                               tiled_vae="auto", final_fit="approximate", exact_below_noise=0.0, report=None,
-                              exact_every=1):
+                              exact_every=1, predict_above_noise=3.0):
     """KSAMPLER contract: x is ComfyUI's noised start; the latent's size is the restored image's.
     A RunReport passed as `report` receives the run's calls, VAE passes and solves. exact_every > 1
     (no widget: measured no better than fewer steps, docs/benchmarks.md) conditions only every n-th step."""
@@ -122,14 +135,15 @@ def sample_ding_restore_comfy(model, x, sigmas, extra_args=None, callback=None, 
     base_model = model.inner_model.inner_model
     options = ding_restore.SolveOptions(tolerance=solver_tolerance, max_iterations=solver_iterations)
     exact_final, exact_below = exact_steps(latent_solver, final_fit, exact_below_noise)
+    predict_above = predicted_above(latent_solver, predict_above_noise)
     needs_derivatives = latent_solver == "linearized" or exact_final or exact_below > 0
     differentiable = differentiable_decoder(vae, base_model.latent_format, x.device) if needs_derivatives else None
     observation = ding_restore.latent_observation(
         latent_solver, operator, call.y, 2.0 * measurement_noise, call.codec.decode, call.codec.encode,
         call.codec.decode_unclamped, differentiable, options, comfy_compat.check_interrupt, exact_final=exact_final,
-        exact_below=exact_below)
-    log.info("DInG restore (%s, %s%s, %s): %d network calls for %d steps", operator.describe(), latent_solver,
-             describe_exact_steps(exact_final, exact_below), call.param.name,
+        exact_below=exact_below, predict_above=predict_above)
+    log.info("DInG restore (%s, %s, %s): %d network calls for %d steps", operator.describe(),
+             describe_solver(latent_solver, exact_final, exact_below, predict_above), call.param.name,
              ding.network_calls(sigmas, variant, exact_every), len(sigmas) - 1)
 
     def progress(i, state, x0, sigma):
@@ -214,7 +228,8 @@ class DInGRestore:
         report.decodes += 1
         solver = options["latent_solver"]
         exact = exact_steps(solver, options.get("final_fit", "approximate"), options.get("exact_below_noise", 0.0))
-        info = (f"DInG restore ({operator.describe()}, {solver}{describe_exact_steps(*exact)}): "
+        predict_above = predicted_above(solver, options.get("predict_above_noise", 3.0))
+        info = (f"DInG restore ({operator.describe()}, {describe_solver(solver, *exact, predict_above)}): "
                 f"{len(sigmas) - 1} steps, {describe_run(report, cfg)}")
         return (image, {"samples": samples}, info)
 

@@ -363,8 +363,9 @@ def dcdp_few_step_graph(checkpoint):
 
 
 DING_RESTORE_OPTIONS = {"measurement_noise": 0.01, "variant": "ding", "eta_schedule": "fm_square", "eta_scale": 1.0,
-                        "latent_solver": "pixel", "solver_iterations": 100, "solver_tolerance": 1e-4,
-                        "tiled_vae": "auto", "final_fit": "approximate", "exact_below_noise": 0.0}
+                        "latent_solver": "fitted", "solver_iterations": 200, "solver_tolerance": 1e-4,
+                        "tiled_vae": "auto", "final_fit": "approximate", "exact_below_noise": 0.0,
+                        "predict_above_noise": 3.0}
 
 
 def ding_restore_graph(checkpoint, operator, noise, title, estimate_noise=False):
@@ -597,7 +598,8 @@ LCM, Lightning and other distilled checkpoints work the same way.
 
 Every step is an exact Gaussian posterior step for the blur (2 network calls per step, no gradient
 through the model). **Change:** `kernel_size` / `std` of the blur (and of a real photo's blur), `noise_std`
-and `measurement_noise` to match, `steps`, `latent_solver` (`linearized`: closer, slower). {INFO_NOTE}"""),
+and `measurement_noise` to match, `steps`, `latent_solver` (`linearized`: closer, slower), `final_fit`
+(`exact`: closer at the last step, more memory). {INFO_NOTE}"""),
     "DInG x4 super-resolution SDXL.json": (lambda: ding_restore_graph(
         SDXL, {"class_type": "InverseOperatorDownsample", "inputs": {"factor": 4, "mode": "bicubic"}}, 0.01,
         "DInG x4 super-resolution"), f"""\

@@ -28,7 +28,8 @@ linearizes Dec at its own x̂0, A_z = A·J, and the measurement becomes y − A(
   iteration), `exact_below` also every transition whose target noise-to-signal ratio b_s/a_s is below it.
 * `fitted`: no autograd, no encoder. J is replaced by a linear model L of the decoder fitted from its own
   finite differences (`decoder_surrogate.LocalLinearDecoder`), A_z = A·L, one unclamped decode per step for
-  the data residual (FittedDecoderObservation). `exact_final` and `exact_below` apply to it as to `pixel`
+  the data residual (FittedDecoderObservation), or none where the noise outweighs the data (`predict_above`:
+  Dec(x̂0) predicted from the last decoded point through L). `exact_final` and `exact_below` apply to it as to `pixel`
   (ExactLowNoiseSteps); on the testbed its exact last step alone brings it within 1.25× of `linearized`'s
   distance except on inpainting.
 """
@@ -262,25 +263,46 @@ class DecoderGainObservation(LinearObservation):
 
 class FittedDecoderObservation(LinearObservation):
     """A_z = A·L with L a linear surrogate of the decoder's Jacobian (`decoder_surrogate.LocalLinearDecoder`):
-    refitted to random finite-difference probes every `refit_every` linearizations, and corrected in between
-    by secant updates along the steps taken. The data residual y − A(Dec(x̂0)) is the decoder's own, one
-    decode per step; no encoder, no autograd. A_z and A_zᵀ are exact adjoints, so each step is the exact
+    refitted to random finite-difference probes every `refit_every` decoded linearizations, and corrected in
+    between by secant updates along the steps taken. The data residual y − A(Dec(x̂0)) is the decoder's own,
+    one decode per step; no encoder, no autograd. A_z and A_zᵀ are exact adjoints, so each step is the exact
     Gaussian product of the surrogate model, solved by CG on the composed system.
+    Transitions to a noise-to-signal ratio b_s/a_s above `predict_above` (when > 0) skip the decode: Dec(x̂0) is
+    predicted from the last decoded point u, Dec(u) + L (x̂0 − u) (the first step always decodes). Where the noise
+    outweighs the data that costs little (docs/testbed.md).
     `decode` should not clamp: a clamped pixel has no derivative, and a fit through one cannot move it.
     The last step is one Gauss–Newton step: on the testbed two more (re-linearized, a decode each) came out no
     closer (docs/testbed.md)."""
     final_iterations = 1
 
     def __init__(self, operator, measurement, obs_std, options, decode: Callable, refit_every: int = 4,
-                 check_interrupt=None):
+                 predict_above: float = 0.0, check_interrupt=None):
         super().__init__(operator, measurement, obs_std, options, check_interrupt)
         self.decode, self.refit_every = decode, max(1, int(refit_every))
+        self.predict_above = float(predict_above)
         self.surrogate = None
-        self.linearizations = 0
-        self.previous = None            # (latent, pixels) of the last linearization
+        self.linearizations = 0          # decoded ones
+        self.previous = None             # (latent, pixels) of the last decoded linearization
+        self.predict = False             # this linearization predicts Dec(x̂0) instead of decoding it
         self.probe_generator = torch.Generator().manual_seed(0)
 
+    def transition(self, x0, prior_mean, prior_std, signal, noise, noise_guess, generator):
+        self.predict = self.previous is not None and 0 < self.predict_above * signal < noise
+        return super().transition(x0, prior_mean, prior_std, signal, noise, noise_guess, generator)
+
+    def final(self, x0, x0_std, generator):
+        self.predict = False
+        return super().final(x0, x0_std, generator)
+
     def linearize(self, x0):
+        if self.predict:
+            anchor, anchor_pixels = self.previous
+            pixels = anchor_pixels + self.surrogate.apply(x0 - anchor).to(anchor_pixels.dtype)
+        else:
+            pixels = self._decoded_linearization(x0)
+        self.data_residual = (self.y.to(pixels.dtype) - self.operator.forward(pixels)).to(x0.dtype)
+
+    def _decoded_linearization(self, x0):
         pixels = self.decode(x0)
         if self.surrogate is None:
             self.surrogate = LocalLinearDecoder(x0.shape[1], pixels.shape[-1] // x0.shape[-1])
@@ -290,7 +312,7 @@ class FittedDecoderObservation(LinearObservation):
             self.surrogate.secant_update(x0 - self.previous[0], pixels - self.previous[1])
         self.linearizations += 1
         self.previous = (x0, pixels)
-        self.data_residual = (self.y.to(pixels.dtype) - self.operator.forward(pixels)).to(x0.dtype)
+        return pixels
 
     def _fit(self, x0, pixels):
         """Fits L to finite differences along random directions around x0, one decode each (one at any real
@@ -362,19 +384,20 @@ def state_observation(operator, measurement, obs_std, options: SolveOptions = So
 def latent_observation(solver: str, operator, measurement, obs_std, decode: Callable, encode: Callable,
                        unclamped_decode: Callable, differentiable_decode: Optional[Callable],
                        options: SolveOptions = SolveOptions(), check_interrupt=None, exact_final: bool = False,
-                       exact_below: float = 0.0):
+                       exact_below: float = 0.0, predict_above: float = 0.0):
     """The observation of a latent model (§2): `linearized`, `fitted` or `pixel`, the latter two with their last
     step through the decoder's derivatives when `exact_final` (one Gauss–Newton step: measured as close as
     three), and their transitions to a noise-to-signal ratio below `exact_below` too (which implies the exact
     final). `decode` / `encode` are the VAE's own passes (clamped pixels, for `pixel`); `unclamped_decode` the
-    decoder without the clamp (for `fitted`); `differentiable_decode` the same, differentiable (for `linearized`
-    and the exact steps; may be None without them)."""
+    decoder without the clamp (for `fitted`, which predicts it instead above `predict_above`);
+    `differentiable_decode` the same, differentiable (for `linearized` and the exact steps; may be None without
+    them)."""
     if solver == "linearized":
         return LinearizedDecoderObservation(operator, measurement, obs_std, options, differentiable_decode,
                                             check_interrupt)
     if solver == "fitted":
         approximate = FittedDecoderObservation(operator, measurement, obs_std, options, unclamped_decode,
-                                               check_interrupt=check_interrupt)
+                                               predict_above=predict_above, check_interrupt=check_interrupt)
     elif solver == "pixel":
         approximate = DecoderGainObservation(operator, measurement, obs_std, options, decode, encode,
                                              check_interrupt)

@@ -43,7 +43,7 @@ def run_all_in_one(engine, node_id, model, vae, measurement, operator, cond, **o
 
 
 @pytest.mark.parametrize("node_id,overrides", [("InverseDInGRestore", {}), ("InverseDInGRestore", {"variant": "delayed"}),
-                                               ("InverseDInGRestore", {"latent_solver": "fitted"}),
+                                               ("InverseDInGRestore", {"latent_solver": "pixel"}),
                                                ("InverseSpinRestore", {}), ("InverseDCDPRestore", {})])
 def test_info_counts_every_network_call_and_vae_pass(engine, node_id, overrides):
     model, vae, images, cond, counters = counted_faces(engine)
@@ -71,9 +71,11 @@ def test_the_benchmarks_count_the_network_calls_spin_and_dcdp_make(engine):
 
 
 def test_the_pixel_solver_costs_two_decodes_and_two_encodes_per_step(engine):
+    """latent_solver pixel: 2 decodes and 2 encodes per step."""
     model, vae, images, cond, counters = counted_faces(engine)
     blur = engine.nodes["InverseOperatorGaussianBlur"]().build(5, 1.0)[0]
-    info = run_all_in_one(engine, "InverseDInGRestore", model, vae, images, blur, cond, steps=6)
+    info = run_all_in_one(engine, "InverseDInGRestore", model, vae, images, blur, cond, steps=6,
+                          latent_solver="pixel")
     # 5 transitions at 2 + 2; the final Gauss-Newton fit: 3 linearizations (a decode and, for the adjoint, 2
     # encodes each) and 2 re-linearized models (a decode each); the gain probe; the node's last decode
     assert WORK.search(info).group(3, 4) == (str(5 * 2 + 3 + 2 + 1 + 1), str(5 * 2 + 3 * 2))
@@ -87,17 +89,38 @@ def fitted_probes(pack, vae, images):
 
 
 def test_the_fitted_solver_costs_one_decode_per_step_and_no_encode(engine, pack):
-    """latent_solver fitted: a decode per linearization (5 transitions and the final fit's single Gauss–Newton
-    step), the probes of a refit at the 1st and 5th linearization, the node's last decode; no encoder, no
-    autograd."""
+    """latent_solver fitted (the default), every step decoded: a decode per linearization (5 transitions and the
+    final fit's single Gauss–Newton step), the probes of a refit at the 1st and 5th linearization, the node's last
+    decode; no encoder, no autograd."""
     model, vae, images, cond, counters = counted_faces(engine)
     blur = engine.nodes["InverseOperatorGaussianBlur"]().build(5, 1.0)[0]
     info = run_all_in_one(engine, "InverseDInGRestore", model, vae, images, blur, cond, steps=6,
-                          latent_solver="fitted")
+                          predict_above_noise=0.0)
     probes = fitted_probes(pack, vae, images)
     decodes, encodes = map(int, WORK.search(info).group(3, 4))
     assert (decodes, encodes) == (5 + 1 + 2 * probes + 1, 0), info
     assert counters["encode"].calls == 1   # fitted_probes' latent
+
+
+def test_fitted_steps_above_predict_above_noise_skip_their_decode(engine, pack):
+    """predict_above_noise: a fitted transition to a noise level above it predicts the decoded image from the
+    fitted model instead of decoding (the first transition always decodes); the decoded ones refit every 4th."""
+    model, vae, images, cond, counters = counted_faces(engine)
+    blur = engine.nodes["InverseOperatorGaussianBlur"]().build(5, 1.0)[0]
+    sigmas = engine.nodes["BasicScheduler"]().get_sigmas(model, "normal", 6, 1.0)[0].tolist()
+    threshold = sigmas[3]   # the face prior is an EPS model: its sigma is the noise-to-signal ratio
+    predicted = sum(1 for sigma in sigmas[2:-1] if sigma > threshold)
+    assert 0 < predicted < 4
+    probes = fitted_probes(pack, vae, images)
+    infos = {}
+    for predict_above_noise, skipped in ((threshold, predicted), (0.0, 0)):
+        info = infos[predict_above_noise] = run_all_in_one(engine, "InverseDInGRestore", model, vae, images, blur,
+                                                           cond, steps=6, predict_above_noise=predict_above_noise)
+        decoded = 5 - skipped + 1   # the transitions that decode, and the final fit
+        refits = len(range(0, decoded, 4))
+        assert tuple(map(int, WORK.search(info).group(3, 4))) == (decoded + refits * probes + 1, 0), info
+    assert f", fitted, predicted above noise {threshold:g}):" in infos[threshold]
+    assert ", fitted):" in infos[0.0]
 
 
 def test_the_exact_final_fit_costs_one_decode_and_a_jvp_and_vjp_per_cg_iteration(engine):
@@ -105,7 +128,8 @@ def test_the_exact_final_fit_costs_one_decode_and_a_jvp_and_vjp_per_cg_iteration
     graph, per CG iteration a JVP and a VJP, and the VJP of the result."""
     model, vae, images, cond, counters = counted_faces(engine)   # (the decoder's counter sees every JVP too)
     blur = engine.nodes["InverseOperatorGaussianBlur"]().build(5, 1.0)[0]
-    info = run_all_in_one(engine, "InverseDInGRestore", model, vae, images, blur, cond, steps=6, final_fit="exact")
+    info = run_all_in_one(engine, "InverseDInGRestore", model, vae, images, blur, cond, steps=6,
+                          latent_solver="pixel", final_fit="exact")
     passes, decodes, encodes, jvps, vjps = map(int, EXACT_FINAL_WORK.search(info).groups())
     # 5 transitions at 2 + 2, the gain probe, the node's last decode, and the final fit's decode with its graph
     assert (decodes, encodes) == (5 * 2 + 1 + 1 + 1, 5 * 2) and counters["encode"].calls == encodes, info
@@ -119,12 +143,12 @@ def test_the_fitted_solver_takes_an_exact_final_fit_too(engine, pack):
     model, vae, images, cond, counters = counted_faces(engine)
     blur = engine.nodes["InverseOperatorGaussianBlur"]().build(5, 1.0)[0]
     info = run_all_in_one(engine, "InverseDInGRestore", model, vae, images, blur, cond, steps=6,
-                          latent_solver="fitted", final_fit="exact")
+                          latent_solver="fitted", final_fit="exact", predict_above_noise=0.0)
     probes = fitted_probes(pack, vae, images)
     passes, decodes, encodes, jvps, vjps = map(int, EXACT_FINAL_WORK.search(info).groups())
     assert (decodes, encodes) == (5 + 2 * probes + 1 + 1, 0), info
     assert jvps >= 1 and vjps == jvps + 1 and passes == decodes + jvps + vjps, info
-    assert "fitted, exact final fit" in info
+    assert ", fitted, exact final fit):" in info
 
 
 def test_exact_low_noise_steps_cost_one_decode_and_no_encode_each(engine):
@@ -137,7 +161,7 @@ def test_exact_low_noise_steps_cost_one_decode_and_no_encode_each(engine):
     below = sum(1 for sigma in sigmas[1:-1] if sigma < threshold)
     assert 0 < below < 5
     info = run_all_in_one(engine, "InverseDInGRestore", model, vae, images, blur, cond, steps=6,
-                          exact_below_noise=threshold)
+                          latent_solver="pixel", exact_below_noise=threshold)
     passes, decodes, encodes, jvps, vjps = map(int, EXACT_FINAL_WORK.search(info).groups())
     above = 5 - below
     # the pixel transitions, the gain probe, the node's last decode, one decode per exact transition and the final's
@@ -257,12 +281,15 @@ WORST = re.compile(r"worst relative residual ([0-9.e+-]+)(?: \(at σ >= 1; ([0-9
                                                   ("InverseOperatorDownsample", {"factor": 5, "mode": "bicubic"}),
                                                   ("InverseOperatorMotionBlur", {"kernel_size": 9, "seed": 0})])
 def test_ding_restore_solves_converge_below_sigma_one_at_the_node_defaults(engine, operator_node, inputs):
-    """Where the image outweighs the noise (σ < 1) every solve reaches 1e-2 at the node defaults, and
-    info says where the worst one was (above σ = 1 the blur systems reach κ ~ 10⁵; there 10× the
-    iterations changed no measured distance to the posterior: docs/benchmarks.md)."""
+    """Where the image outweighs the noise (σ < 1) every solve reaches 1e-2 at the node defaults, with the
+    default fitted solver and with pixel, and info says where the worst one was (above σ = 1 the blur systems
+    reach κ ~ 10⁵; there 10× the iterations changed no measured distance to the posterior: docs/benchmarks.md)."""
     model, vae, images, cond, _ = counted_faces(engine)
     operator = engine.nodes[operator_node]().build(**inputs)[0]
     measurement = engine.nodes["InverseDegradeImage"]().degrade(images, operator, 0.01, 0)[0]
-    info = run_all_in_one(engine, "InverseDInGRestore", model, vae, measurement, operator, cond, steps=20)
-    worst, below = WORST.search(info).groups()
-    assert float(below if below is not None else worst) <= 1e-2, info
+    for latent_solver in ("fitted", "pixel"):
+        info = run_all_in_one(engine, "InverseDInGRestore", model, vae, measurement, operator, cond, steps=20,
+                              latent_solver=latent_solver)
+        print(info)
+        worst, below = WORST.search(info).groups()
+        assert float(below if below is not None else worst) <= 1e-2, info
