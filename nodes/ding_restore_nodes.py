@@ -142,9 +142,10 @@ def sample_ding_restore_comfy(model, x, sigmas, extra_args=None, callback=None, 
         latent_solver, operator, call.y, 2.0 * measurement_noise, call.codec.decode, call.codec.encode,
         call.codec.decode_unclamped, differentiable, options, comfy_compat.check_interrupt, exact_final=exact_final,
         exact_below=exact_below, predict_above=predict_above)
+    call.report.settings = describe_solver(latent_solver, exact_final, exact_below, predict_above)
     log.info("DInG restore (%s, %s, %s): %d network calls for %d steps", operator.describe(),
-             describe_solver(latent_solver, exact_final, exact_below, predict_above), call.param.name,
-             ding.network_calls(sigmas, variant, exact_every), len(sigmas) - 1)
+             call.report.settings, call.param.name, ding.network_calls(sigmas, variant, exact_every),
+             len(sigmas) - 1)
 
     def progress(i, state, x0, sigma):
         if callback is not None:
@@ -226,10 +227,7 @@ class DInGRestore:
         samples = comfy_compat.sample_custom(model, sampler, sigmas, positive, negative, cfg, latent, seed)
         image = vae_bridge.decode(vae, samples, options.get("tiled_vae", "auto"))
         report.decodes += 1
-        solver = options["latent_solver"]
-        exact = exact_steps(solver, options.get("final_fit", "approximate"), options.get("exact_below_noise", 0.0))
-        predict_above = predicted_above(solver, options.get("predict_above_noise", 3.0))
-        info = (f"DInG restore ({operator.describe()}, {describe_solver(solver, *exact, predict_above)}): "
+        info = (f"DInG restore ({operator.describe()}, {report.settings}): "
                 f"{len(sigmas) - 1} steps, {describe_run(report, cfg)}")
         return (image, {"samples": samples}, info)
 

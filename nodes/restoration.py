@@ -20,6 +20,7 @@ class RunReport:
     decoder_jvps: int = 0      # Jacobian-vector products through the decoder (the linearized solver)
     decoder_vjps: int = 0      # vector-Jacobian products through the decoder (the linearized solver)
     solves: SolveStats = field(default_factory=SolveStats)
+    settings: str = ""         # what the run was set to do, as its log names it (DInG Restore: the latent solver)
     final_pixels: Optional[torch.Tensor] = None  # DCDP's final fit, which its all-in-one node returns as is
 
     @property
