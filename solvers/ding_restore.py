@@ -269,17 +269,19 @@ class FittedDecoderObservation(LinearObservation):
     Gaussian product of the surrogate model, solved by CG on the composed system.
     Transitions to a noise-to-signal ratio b_s/a_s above `predict_above` (when > 0) skip the decode: Dec(x̂0) is
     predicted from the last decoded point u, Dec(u) + L (x̂0 − u) (the first step always decodes). Where the noise
-    outweighs the data that costs little (docs/testbed.md).
+    outweighs the data that costs little (docs/testbed.md). Below it, only every `decode_every`-th transition
+    decodes (the first one does) and the others predict the same way; the last step always decodes.
     `decode` should not clamp: a clamped pixel has no derivative, and a fit through one cannot move it.
     The last step is one Gauss–Newton step: on the testbed two more (re-linearized, a decode each) came out no
     closer (docs/testbed.md)."""
     final_iterations = 1
 
     def __init__(self, operator, measurement, obs_std, options, decode: Callable, refit_every: int = 4,
-                 predict_above: float = 0.0, check_interrupt=None):
+                 predict_above: float = 0.0, decode_every: int = 1, check_interrupt=None):
         super().__init__(operator, measurement, obs_std, options, check_interrupt)
         self.decode, self.refit_every = decode, max(1, int(refit_every))
-        self.predict_above = float(predict_above)
+        self.predict_above, self.decode_every = float(predict_above), max(1, int(decode_every))
+        self.low_noise_transitions = 0   # transitions at or below predict_above so far
         self.surrogate = None
         self.linearizations = 0          # decoded ones
         self.previous = None             # (latent, pixels) of the last decoded linearization
@@ -287,8 +289,15 @@ class FittedDecoderObservation(LinearObservation):
         self.probe_generator = torch.Generator().manual_seed(0)
 
     def transition(self, x0, prior_mean, prior_std, signal, noise, noise_guess, generator):
-        self.predict = self.previous is not None and 0 < self.predict_above * signal < noise
+        skips_decode = self._skips_decode(signal, noise)
+        self.predict = self.previous is not None and skips_decode
         return super().transition(x0, prior_mean, prior_std, signal, noise, noise_guess, generator)
+
+    def _skips_decode(self, signal, noise):
+        if 0 < self.predict_above * signal < noise:
+            return True
+        self.low_noise_transitions += 1
+        return (self.low_noise_transitions - 1) % self.decode_every != 0
 
     def final(self, x0, x0_std, generator):
         self.predict = False
@@ -384,12 +393,13 @@ def state_observation(operator, measurement, obs_std, options: SolveOptions = So
 def latent_observation(solver: str, operator, measurement, obs_std, decode: Callable, encode: Callable,
                        unclamped_decode: Callable, differentiable_decode: Optional[Callable],
                        options: SolveOptions = SolveOptions(), check_interrupt=None, exact_final: bool = False,
-                       exact_below: float = 0.0, predict_above: float = 0.0):
+                       exact_below: float = 0.0, predict_above: float = 0.0, decode_every: int = 1):
     """The observation of a latent model (§2): `linearized`, `fitted` or `pixel`, the latter two with their last
     step through the decoder's derivatives when `exact_final` (one Gauss–Newton step: measured as close as
     three), and their transitions to a noise-to-signal ratio below `exact_below` too (which implies the exact
     final). `decode` / `encode` are the VAE's own passes (clamped pixels, for `pixel`); `unclamped_decode` the
-    decoder without the clamp (for `fitted`, which predicts it instead above `predict_above`);
+    decoder without the clamp (for `fitted`, which predicts it instead above `predict_above`, and below it between
+    every `decode_every`-th transition);
     `differentiable_decode` the same, differentiable (for `linearized` and the exact steps; may be None without
     them)."""
     if solver == "linearized":
@@ -397,7 +407,8 @@ def latent_observation(solver: str, operator, measurement, obs_std, decode: Call
                                             check_interrupt)
     if solver == "fitted":
         approximate = FittedDecoderObservation(operator, measurement, obs_std, options, unclamped_decode,
-                                               predict_above=predict_above, check_interrupt=check_interrupt)
+                                               predict_above=predict_above, decode_every=decode_every,
+                                               check_interrupt=check_interrupt)
     elif solver == "pixel":
         approximate = DecoderGainObservation(operator, measurement, obs_std, options, decode, encode,
                                              check_interrupt)

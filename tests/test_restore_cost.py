@@ -95,7 +95,7 @@ def test_the_fitted_solver_costs_one_decode_per_step_and_no_encode(engine, pack)
     model, vae, images, cond, counters = counted_faces(engine)
     blur = engine.nodes["InverseOperatorGaussianBlur"]().build(5, 1.0)[0]
     info = run_all_in_one(engine, "InverseDInGRestore", model, vae, images, blur, cond, steps=6,
-                          predict_above_noise=0.0)
+                          predict_above_noise=0.0, decode_every=1)
     probes = fitted_probes(pack, vae, images)
     decodes, encodes = map(int, WORK.search(info).group(3, 4))
     assert (decodes, encodes) == (5 + 1 + 2 * probes + 1, 0), info
@@ -115,12 +115,28 @@ def test_fitted_steps_above_predict_above_noise_skip_their_decode(engine, pack):
     infos = {}
     for predict_above_noise, skipped in ((threshold, predicted), (0.0, 0)):
         info = infos[predict_above_noise] = run_all_in_one(engine, "InverseDInGRestore", model, vae, images, blur,
-                                                           cond, steps=6, predict_above_noise=predict_above_noise)
+                                                           cond, steps=6, predict_above_noise=predict_above_noise,
+                                                           decode_every=1)
         decoded = 5 - skipped + 1   # the transitions that decode, and the final fit
         refits = len(range(0, decoded, 4))
         assert tuple(map(int, WORK.search(info).group(3, 4))) == (decoded + refits * probes + 1, 0), info
     assert f", fitted, predicted above noise {threshold:g}):" in infos[threshold]
     assert ", fitted):" in infos[0.0]
+
+
+def test_fitted_decode_every_n_decodes_one_step_in_n_below_predict_above_noise(engine, pack):
+    """decode_every n: of the fitted transitions below predict_above_noise, the 1st, (n+1)-th, ... decode and the
+    others predict the decoded image from the fitted model; the final fit always decodes."""
+    model, vae, images, cond, counters = counted_faces(engine)
+    blur = engine.nodes["InverseOperatorGaussianBlur"]().build(5, 1.0)[0]
+    probes = fitted_probes(pack, vae, images)
+    for decode_every, decoded_transitions in ((2, 3), (3, 2), (10, 1)):   # of 5: 1st 3rd 5th / 1st 4th / 1st
+        info = run_all_in_one(engine, "InverseDInGRestore", model, vae, images, blur, cond, steps=6,
+                              predict_above_noise=0.0, decode_every=decode_every)
+        linearizations = decoded_transitions + 1
+        refits = len(range(0, linearizations, 4))
+        assert tuple(map(int, WORK.search(info).group(3, 4))) == (linearizations + refits * probes + 1, 0), info
+        assert f", fitted, 1 in {decode_every} steps decoded below):" in info
 
 
 def test_the_exact_final_fit_costs_one_decode_and_a_jvp_and_vjp_per_cg_iteration(engine):
@@ -143,7 +159,8 @@ def test_the_fitted_solver_takes_an_exact_final_fit_too(engine, pack):
     model, vae, images, cond, counters = counted_faces(engine)
     blur = engine.nodes["InverseOperatorGaussianBlur"]().build(5, 1.0)[0]
     info = run_all_in_one(engine, "InverseDInGRestore", model, vae, images, blur, cond, steps=6,
-                          latent_solver="fitted", final_fit="exact", predict_above_noise=0.0)
+                          latent_solver="fitted", final_fit="exact", predict_above_noise=0.0,
+                          decode_every=1)
     probes = fitted_probes(pack, vae, images)
     passes, decodes, encodes, jvps, vjps = map(int, EXACT_FINAL_WORK.search(info).groups())
     assert (decodes, encodes) == (5 + 2 * probes + 1 + 1, 0), info
