@@ -365,7 +365,7 @@ def dcdp_few_step_graph(checkpoint):
 DING_RESTORE_OPTIONS = {"measurement_noise": 0.01, "variant": "ding", "eta_schedule": "fm_square", "eta_scale": 1.0,
                         "latent_solver": "fitted", "solver_iterations": 200, "solver_tolerance": 1e-4,
                         "tiled_vae": "auto", "final_fit": "approximate", "exact_below_noise": 0.0,
-                        "predict_above_noise": 3.0}
+                        "predict_above_noise": 3.0, "decode_every": 1}
 
 
 def ding_restore_graph(checkpoint, operator, noise, title, estimate_noise=False):
