@@ -261,7 +261,8 @@ def test_predicted_decodes_at_high_noise_land_as_near_the_truth_as_decoding_ever
 
 
 # bench_testbed over 5 draws and both families, decode_every 2 against the default 1: 1.04-1.15x the sliced W2 on
-# SR, motion blur and EPS blur and denoising, 1.3-1.44x on flow blur and denoising, 1.4-2.0x on inpainting
+# SR, motion blur and EPS blur and denoising, 1.3-1.44x on flow blur and denoising, 1.4-2.0x on inpainting;
+# this draw's PSNR of the mean: every step decoded 49.79 dB, every 2nd 50.07 dB
 def test_decoding_every_second_step_stays_on_the_measurement(engine, pack, testbed):
     """fitted's decode_every 2 (half the low-noise decodes: the skipped steps predict the decoded image from the
     fitted model): the predictions do not drift off the measurement, and the mean stays within 1 dB."""
