@@ -55,6 +55,8 @@ RESTORERS = {
                         {"latent_solver": "fitted", "predict_above_noise": 5.0}),
     "fitted_decode2": ("DInG Restore (fitted, predicted above noise 3, every 2nd step decoded below)",
                        "InverseDInGRestoreSampler", {"latent_solver": "fitted", "decode_every": 2}),
+    "fitted_decode3": ("DInG Restore (fitted, predicted above noise 3, every 3rd step decoded below)",
+                       "InverseDInGRestoreSampler", {"latent_solver": "fitted", "decode_every": 3}),
     "fitted_low3": ("DInG Restore (fitted, exact below noise 3)", "InverseDInGRestoreSampler",
                     {"latent_solver": "fitted", "exact_below_noise": 3.0}),
     "linearized": ("DInG Restore (linearized)", "InverseDInGRestoreSampler", {"latent_solver": "linearized"}),
