@@ -294,6 +294,8 @@ class FittedDecoderObservation(LinearObservation):
         return super().transition(x0, prior_mean, prior_std, signal, noise, noise_guess, generator)
 
     def _skips_decode(self, signal, noise):
+        """Whether this transition's noise level, or below predict_above its place among the low-noise transitions
+        (counted here, so called once per transition, before the first decode too), skips the decode."""
         if 0 < self.predict_above * signal < noise:
             return True
         self.low_noise_transitions += 1
