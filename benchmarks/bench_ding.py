@@ -44,6 +44,7 @@ def oracle_table(engine, pack):
             exact = posterior.sample(N_SAMPLES, generator)[:, hidden]
             floor = metrics.sliced_wasserstein(exact, posterior.sample(N_SAMPLES, generator)[:, hidden], generator)
             runs = [("DInG", engine.nodes["InverseDInGSampler"]().get_sampler("ding", "fm_square", 1.0, 0.01)[0], STEPS, ding_calls),
+                    ("DInG frozen_proxy", engine.nodes["InverseDInGSampler"]().get_sampler("frozen_proxy", "fm_square", 1.0, 0.01)[0], STEPS, STEPS),
                     ("DInG delayed", engine.nodes["InverseDInGSampler"]().get_sampler("delayed", "fm_square", 1.0, 0.01)[0], STEPS, STEPS)]
             for name in ("euler", "euler_ancestral"):
                 sampler = engine.nodes["KSamplerSelect"]().get_sampler(name)[0]

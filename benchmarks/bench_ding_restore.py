@@ -12,7 +12,7 @@
    a JVP and a VJP; DPS: a UNet and decoder backward per step).
 
 Run: .venv/bin/python benchmarks/bench_ding_restore.py [--oracle-only | --cost-only]
-       [--ding pixel fitted fitted:delayed ...]  (the DInG rows: latent_solver[:variant]; pixel always)
+       [--ding pixel fitted fitted:frozen_proxy ...]  (the DInG rows: latent_solver[:variant]; pixel always)
        [--no-baselines]                          (no Spin, DCDP, DPS rows)
 """
 import argparse
@@ -40,13 +40,15 @@ TASKS = ("gaussian_blur", "motion_blur", "sr_x2", "sr_x4", "denoise")
 DING_ROWS = ("pixel", "linearized")  # the DInG rows, latent_solver[:variant]; --ding replaces them
 
 
-def ding_row(node, oracle, calls, row):
-    """One DInG Restore row, `latent_solver` or `latent_solver:variant` (delayed: 1 network call per step)."""
+def ding_row(node, oracle, ding, row):
+    """One DInG Restore row, `latent_solver` or `latent_solver:variant` (ding unless given; frozen_proxy and delayed:
+    1 network call per step)."""
     solver, _, variant = row.partition(":")
-    options = dict(measurement_noise=RESTORE_NOISE / 2, variant=variant or "ding", eta_schedule="fm_square",
+    variant = variant or "ding"
+    options = dict(measurement_noise=RESTORE_NOISE / 2, variant=variant, eta_schedule="fm_square",
                    eta_scale=1.0, solver_iterations=30, solver_tolerance=1e-4)
     sampler = node.get_sampler(oracle.vae, oracle.measurement, oracle.operator, latent_solver=solver, **options)[0]
-    return sampler, None, calls // 2 + 1 if variant == "delayed" else calls
+    return sampler, None, ding.network_calls(oracle.sigmas, variant)
 
 
 def samplers(engine, oracle, pack, ding_rows=DING_ROWS, baselines=True):
@@ -54,7 +56,7 @@ def samplers(engine, oracle, pack, ding_rows=DING_ROWS, baselines=True):
     node = engine.nodes["InverseDInGRestoreSampler"]()
     param = pack.nodes.comfy_compat.parameterisation_of(oracle.model.get_model_object("model_sampling"))
     calls = pack.solvers.ding.network_calls(oracle.sigmas, "ding")
-    rows = {f"DInG ({row})": ding_row(node, oracle, calls, row) for row in dict.fromkeys(("pixel", *ding_rows))}
+    rows = {f"DInG ({row})": ding_row(node, oracle, pack.solvers.ding, row) for row in dict.fromkeys(("pixel", *ding_rows))}
     if not baselines:
         return rows
     dps_sigmas = engine.nodes["BasicScheduler"]().get_sigmas(oracle.model, "normal", calls, 1.0)[0]

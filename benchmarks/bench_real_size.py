@@ -9,8 +9,9 @@ Models (ComfyUI's own classes, configs as ComfyUI detects them from the checkpoi
         needs ~48 GB in float32, so all double blocks share one block's weights and all single blocks another's:
         every block still runs its full computation (same FLOPs and activations), only ~2 GB of weights are held.
 Tasks: inpainting a centre box (ComfyUI euler with a noise mask vs DInG), and x4 super-resolution
-(ComfyUI euler from an empty latent, i.e. no measurement, vs DInG Restore (pixel; fitted, the default;
-fitted decoding every 2nd step; fitted with the delayed variant), Spin and DCDP at the nodes' defaults). Each row: wall time and peak
+(ComfyUI euler from an empty latent, i.e. no measurement, vs DInG Restore (pixel and fitted with the ding variant;
+fitted decoding every 2nd step; fitted with the frozen_proxy variant, the default; fitted with the delayed variant),
+Spin and DCDP at the nodes' defaults). Each row: wall time and peak
 memory growth of the SamplerCustom call, and the ratios to euler. On a GPU (CUDA) the peak is
 torch.cuda.max_memory_allocated.
 
@@ -54,10 +55,12 @@ CPU_SIZES = {"sd15": 256, "sdxl": 256, "flux": 256}
 RESTORERS = {"DInG": "InverseDInGRestoreSampler", "Spin": "InverseSpinSampler", "DCDP": "InverseDCDPSampler"}
 LABELS = ("inpaint: ComfyUI euler", "inpaint: DInG", "x4 SR: ComfyUI euler (ignores y)", "x4 SR: DInG Restore (pixel)",
           "x4 SR: DInG Restore (fitted)", "x4 SR: DInG Restore (fitted, decode_every 2)",
-          "x4 SR: DInG Restore (fitted, delayed)", "x4 SR: Spin", "x4 SR: DCDP")
-ROW_SETTINGS = {"(pixel)": {"latent_solver": "pixel"},         # a row's settings over the node's defaults
-                "(fitted)": {"latent_solver": "fitted"},
-                "(fitted, decode_every 2)": {"latent_solver": "fitted", "decode_every": 2},
+          "x4 SR: DInG Restore (fitted, frozen_proxy)", "x4 SR: DInG Restore (fitted, delayed)", "x4 SR: Spin",
+          "x4 SR: DCDP")
+ROW_SETTINGS = {"(pixel)": {"latent_solver": "pixel", "variant": "ding"},   # a row's settings over the node's defaults
+                "(fitted)": {"latent_solver": "fitted", "variant": "ding"},
+                "(fitted, decode_every 2)": {"latent_solver": "fitted", "variant": "ding", "decode_every": 2},
+                "(fitted, frozen_proxy)": {"latent_solver": "fitted", "variant": "frozen_proxy"},
                 "(fitted, delayed)": {"latent_solver": "fitted", "variant": "delayed"}}
 
 

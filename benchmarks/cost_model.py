@@ -30,20 +30,22 @@ COMPONENT_MS = {  # call, decode, encode, decoder VJP (or JVP)
 MEASURED_DPS_S = {"SDXL 1024²": 9.0}
 WORK = re.compile(r"(\d+) network calls, \d+ VAE passes \((\d+) decodes, (\d+) encodes(?:, (\d+) decoder JVPs)?"
                   r"(?:, (\d+) decoder VJPs)?\)")
-PIXEL = {"latent_solver": "pixel"}
+DING = {"variant": "ding"}   # 2 network calls per step
+PIXEL = {"latent_solver": "pixel", **DING}
+FITTED = {"latent_solver": "fitted", **DING}
 RESTORERS = [("DInG Restore (pixel)", "InverseDInGRestore", PIXEL),
              ("DInG Restore (pixel, delayed)", "InverseDInGRestore", dict(PIXEL, variant="delayed")),
              ("DInG Restore (pixel, final_fit exact)", "InverseDInGRestore", dict(PIXEL, final_fit="exact")),
              ("DInG Restore (pixel, exact_below_noise 1)", "InverseDInGRestore", dict(PIXEL, exact_below_noise=1.0)),
              ("DInG Restore (pixel, exact_below_noise 3)", "InverseDInGRestore", dict(PIXEL, exact_below_noise=3.0)),
-             ("DInG Restore (linearized)", "InverseDInGRestore", {"latent_solver": "linearized"}),
-             ("DInG Restore (fitted, every step decoded)", "InverseDInGRestore",
-              {"latent_solver": "fitted", "predict_above_noise": 0.0}),
-             ("DInG Restore (fitted: the default)", "InverseDInGRestore", {"latent_solver": "fitted"}),
-             ("DInG Restore (fitted, decode_every 2)", "InverseDInGRestore", {"latent_solver": "fitted", "decode_every": 2}),
-             ("DInG Restore (fitted, delayed)", "InverseDInGRestore", {"latent_solver": "fitted", "variant": "delayed"}),
-             ("DInG Restore (fitted, final_fit exact)", "InverseDInGRestore",
-              {"latent_solver": "fitted", "final_fit": "exact"}),
+             ("DInG Restore (linearized)", "InverseDInGRestore", {"latent_solver": "linearized", **DING}),
+             ("DInG Restore (fitted, every step decoded)", "InverseDInGRestore", dict(FITTED, predict_above_noise=0.0)),
+             ("DInG Restore (fitted, ding: the default before frozen_proxy)", "InverseDInGRestore", FITTED),
+             ("DInG Restore (fitted, decode_every 2)", "InverseDInGRestore", dict(FITTED, decode_every=2)),
+             ("DInG Restore (fitted, frozen_proxy: the default)", "InverseDInGRestore", {}),
+             ("DInG Restore (fitted, delayed)", "InverseDInGRestore", dict(FITTED, variant="delayed")),
+             ("DInG Restore (fitted, final_fit exact)", "InverseDInGRestore", dict(FITTED, final_fit="exact")),
+             ("DInG Restore (fitted, frozen_proxy, final_fit exact)", "InverseDInGRestore", {"final_fit": "exact"}),
              ("Spin", "InverseSpinRestore", {}),
              ("DCDP", "InverseDCDPRestore", {})]
 

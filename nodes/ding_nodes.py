@@ -84,8 +84,10 @@ def ding_options_inputs():
     return {
         "variant": (list(ding.VARIANTS), {"default": "ding", "tooltip":
                     "ding: the full step of the DInG paper (Moufad et al. 2026), 2 network calls per step. "
-                    "delayed: 1 call per step (about twice as fast), reusing the current step's noise "
-                    "estimate; the paper found it less faithful on SD3 images."}),
+                    "frozen_proxy: 1 call per step (about twice as fast): the step's second, independent draw "
+                    "is read against this step's own denoised image instead of calling the model on it (as "
+                    "close as ding on the pack's inpainting tests). delayed: 1 call per step, reusing the "
+                    "current step's noise estimate; the paper found it less faithful on SD3 images."}),
         "eta_schedule": (list(ding.ETA_SCHEDULES), {"default": "fm_square", "tooltip":
                          "How much fresh randomness each step adds as the picture clears up. fm_square (default): "
                          "the DInG paper's choice (Moufad et al. 2026). fm_sqrt adds more randomness, ddim almost none "
@@ -106,7 +108,7 @@ class DInGSampler:
                    "Diffusion Guidance\") for SamplerCustom / SamplerCustomAdvanced: fills the masked region so it "
                    "agrees with the rest of the image. Give the latent a mask (SetLatentNoiseMask; with an inpainting "
                    "checkpoint such as Flux Fill, InpaintModelConditioning). Cost: 2 network calls per step + 1 "
-                   "(delayed: 1 per step + 1).")
+                   "(frozen_proxy, delayed: 1 per step + 1).")
     CATEGORY = "sampling/custom_sampling/samplers"
     RETURN_TYPES = ("SAMPLER",)
     RETURN_NAMES = ("sampler",)
@@ -143,7 +145,8 @@ class DInGInpaint:
             "image": ("IMAGE", {"tooltip": "The image to inpaint (any size; pixels outside the mask are kept)."}),
             "mask": ("MASK", {"tooltip": "White (1) = region to inpaint. Soft values are honoured."}),
             "seed": input_specs.seed(),
-            "steps": input_specs.steps(20, 1, "Sampling steps (2 network calls each with the ding variant, 1 with delayed)."),
+            "steps": input_specs.steps(20, 1, "Sampling steps (2 network calls each with the ding variant, 1 with "
+                                       "frozen_proxy or delayed)."),
             "cfg": input_specs.cfg(5.0),
             "scheduler": input_specs.scheduler(),
             "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip":

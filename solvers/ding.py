@@ -4,6 +4,7 @@ Each reverse step σ_t → σ_s is an exact Gaussian posterior transition, per l
 
 1. prior DDIM-η bridge from x̂0 = D(x_t, σ_t):      μ = a_s·x̂0 + √(b_s² − η²)·ε̂_t,  std η     (ding.md §2 (1))
 2. an independent proxy z ~ N(μ, η²) and its noise estimate ε̂_z = (z − a_s·D(z, σ_s))/b_s    (§2 (2))
+   (frozen_proxy: D(z, σ_s) held at x̂0, one network call per step; ding_restore.md §3)
 3. the decoupled observation of x_s on the known set:  ỹ = a_s·y + b_s·ε̂_z,  std τ = a_s·σ_y (§2 (3))
 4. the product of the two Gaussians, sampled with fresh noise ξ₂                            (§2 (4))
 
@@ -20,7 +21,8 @@ import torch
 from .parameterisation import Parameterisation, as_scalar
 
 ETA_SCHEDULES = ("fm_square", "fm_sqrt", "ddpm", "ddim", "vp_native")
-VARIANTS = ("ding", "delayed")
+VARIANTS = ("ding", "frozen_proxy", "delayed")
+ONE_CALL_VARIANTS = ("frozen_proxy", "delayed")  # 1 network call per transition instead of 2
 
 # denoise(x, sigma) -> x̂0, in the same coordinates as x
 Denoiser = Callable[[torch.Tensor, float], torch.Tensor]
@@ -90,11 +92,11 @@ def conditioned_steps(sigmas, exact_every: int = 1) -> set:
 
 
 def network_calls(sigmas, variant: str = "ding", exact_every: int = 1) -> int:
-    """Denoiser evaluations a run over `sigmas` costs: 2 per conditioned transition (1 when delayed),
-    1 per plain prior transition, + 1 final."""
+    """Denoiser evaluations a run over `sigmas` costs: 2 per conditioned transition (1 with frozen_proxy and
+    delayed), 1 per plain prior transition, + 1 final."""
     sigma_values = [as_scalar(s) for s in sigmas]
     conditioned = conditioned_steps(sigmas, exact_every)
-    per_transition = 1 if variant == "delayed" else 2
+    per_transition = 1 if variant in ONE_CALL_VARIANTS else 2
     calls = 0
     for i, (sigma_t, sigma_s) in enumerate(zip(sigma_values[:-1], sigma_values[1:])):
         if sigma_s == sigma_t:
@@ -179,7 +181,10 @@ def _reverse_step(x, x0, sigma_t, sigma_s, observation, param, generator, denois
         noise_guess = param.noise_estimate(x, x0, sigma_t)
     else:
         proxy = prior_mean + prior_std * _standard_normal(x, generator)
-        noise_guess = param.noise_estimate(proxy, denoised(proxy, sigma_s), sigma_s)
+        # frozen_proxy: the proxy's noise with the denoiser held at this step's x̂0, no second call:
+        # (z − a_s x̂0)/b_s = √(1 − ρ²) ε̂_t + ρ ξ₁, delayed's ε̂_t plus the proxy's fresh share (ding_restore.md §3)
+        proxy_x0 = x0 if variant == "frozen_proxy" else denoised(proxy, sigma_s)
+        noise_guess = param.noise_estimate(proxy, proxy_x0, sigma_s)
     return observation.transition(x0, prior_mean, prior_std, param.signal_scale(sigma_s), param.noise_scale(sigma_s),
                                   noise_guess, generator)
 

@@ -117,9 +117,10 @@ def test_sampler_form_in_sampler_custom_advanced_with_seeds_and_batches(engine, 
     assert torch.equal(measurement, kept)
 
 
-def test_progress_and_network_calls(engine, pack, tiny, monkeypatch):
+@pytest.mark.parametrize("variant,network_calls", [("ding", 7), ("frozen_proxy", 4)])
+def test_progress_and_network_calls(engine, pack, tiny, monkeypatch, variant, network_calls):
     """The all-in-one node reports every step to ComfyUI's progress/preview callback and makes exactly
-    DInG's network calls (2 per step + 1)."""
+    DInG's network calls (2 per step + 1; frozen_proxy: 1 per step + 1)."""
     model, _, vae = tiny_family(engine, tiny, "sd15")
     cond = tiny.tiny_conditioning("a photo")
     measurement = tiny.TinyDecodableImage().make(vae, 32, 1)[0]
@@ -132,9 +133,9 @@ def test_progress_and_network_calls(engine, pack, tiny, monkeypatch):
     monkeypatch.setattr(preview, "prepare_callback",
                         lambda model, steps, *a, **k: lambda i, x0, x, total: steps_seen.append((i, total)))
     info = engine.nodes["InverseDInGRestore"]().restore(model, cond, cond, vae, measurement, denoise_op, 0, 4, 1.0,
-                                                        "normal", **OPTIONS)[2]
+                                                        "normal", **dict(OPTIONS, variant=variant))[2]
     assert [i for i, _ in steps_seen] == [0, 1, 2, 3] and steps_seen[0][1] == 4
-    assert len(calls) == 7 and "7 network calls" in info
+    assert len(calls) == network_calls and f"{network_calls} network calls" in info
 
 
 def test_interrupt_is_checked_inside_the_linear_solve(engine, tiny):

@@ -42,7 +42,8 @@ def run_all_in_one(engine, node_id, model, vae, measurement, operator, cond, **o
                                           measurement=measurement, operator=operator, **options)[-1]
 
 
-@pytest.mark.parametrize("node_id,overrides", [("InverseDInGRestore", {}), ("InverseDInGRestore", {"variant": "delayed"}),
+@pytest.mark.parametrize("node_id,overrides", [("InverseDInGRestore", {}), ("InverseDInGRestore", {"variant": "ding"}),
+                                               ("InverseDInGRestore", {"variant": "delayed"}),
                                                ("InverseDInGRestore", {"latent_solver": "pixel"}),
                                                ("InverseSpinRestore", {}), ("InverseDCDPRestore", {})])
 def test_info_counts_every_network_call_and_vae_pass(engine, node_id, overrides):
@@ -199,7 +200,7 @@ def test_sparse_exact_steps_cost_what_network_calls_says(pack):
         calls.append(sigma)
         return 0.5 * x / (1.0 + sigma ** 2)
     for exact_every in (1, 2, 3):
-        for variant in ("ding", "delayed"):
+        for variant in ding.VARIANTS:
             calls.clear()
             observation = ding.MaskObservation(torch.zeros(1, 1, 2, 2), torch.ones(1, 1, 2, 2), 0.01)
             ding.sample_posterior(denoise, torch.randn(1, 1, 2, 2, generator=torch.Generator().manual_seed(0)),
@@ -209,6 +210,30 @@ def test_sparse_exact_steps_cost_what_network_calls_says(pack):
     assert ding.conditioned_steps(sigmas, 3) == {6, 5, 2}   # final, last transition, every 3rd back from it
     with pytest.raises(ValueError, match="exact_every must be at least 1"):
         ding.conditioned_steps(sigmas, 0)
+
+
+def test_frozen_proxy_is_ding_with_the_proxys_denoiser_held_at_the_steps_estimate(pack):
+    """variant frozen_proxy draws DInG's proxy z and reads its noise as (z − a_s·x̂0)/b_s, x̂0 the step's own estimate,
+    instead of calling the network at z: for a denoiser whose output does not depend on its input the two are the
+    same draw for draw (the same random numbers), at one call per transition instead of two."""
+    ding = pack.solvers.ding
+    param = pack.solvers.parameterisation.VE
+    sigmas = [14.6, 6.0, 3.0, 1.5, 0.7, 0.3, 0.1, 0.0]
+    constant = torch.tensor([[[[0.4, -0.2], [0.1, 0.3]]]])
+
+    def run(variant, denoise):
+        calls = []
+        observation = ding.MaskObservation(torch.full((1, 1, 2, 2), 0.3), torch.tensor([[[[1.0, 0.0], [1.0, 0.5]]]]),
+                                           0.5)
+        sample = ding.sample_posterior(lambda x, sigma: calls.append(sigma) or denoise(x, sigma),
+                                       torch.randn(1, 1, 2, 2, generator=torch.Generator().manual_seed(0)), sigmas,
+                                       observation, param, torch.Generator().manual_seed(1), variant=variant)
+        return sample, len(calls)
+    (ding_sample, ding_calls), (frozen_sample, frozen_calls) = (run(v, lambda x, s: constant.clone())
+                                                                for v in ("ding", "frozen_proxy"))
+    assert torch.allclose(frozen_sample, ding_sample, atol=1e-6) and (ding_calls, frozen_calls) == (13, 7)
+    shrink = lambda x, sigma: 0.5 * x / (1.0 + sigma ** 2)  # a denoiser that reads its input: the two differ
+    assert not torch.allclose(run("frozen_proxy", shrink)[0], run("ding", shrink)[0], atol=1e-3)
 
 
 # --- big images: the VAE in tiles ------------------------------------------------------------------
