@@ -362,7 +362,8 @@ def dcdp_few_step_graph(checkpoint):
     return graph
 
 
-DING_RESTORE_OPTIONS = {"measurement_noise": 0.01, "variant": "ding", "eta_schedule": "fm_square", "eta_scale": 1.0,
+DING_RESTORE_OPTIONS = {"measurement_noise": 0.01, "variant": "frozen_proxy", "eta_schedule": "fm_square",
+                        "eta_scale": 1.0,
                         "latent_solver": "fitted", "solver_iterations": 200, "solver_tolerance": 1e-4,
                         "tiled_vae": "auto", "final_fit": "approximate", "exact_below_noise": 0.0,
                         "predict_above_noise": 3.0, "decode_every": 1}
@@ -559,7 +560,7 @@ pixel outside the mask exactly as loaded. For inpainting alone, DInG is closer t
 ## Demo: deblurring and x5 super-resolution with DInG Restore and Spin
 **Nothing to download:** the Face Prior Demo Model is built in (real 25x25 faces, exact denoiser).
 Press *Run*: **Side by side** shows, per face, the blurred and the 5x smaller faces, what DInG Restore (an
-exact posterior step each step, 39 network calls) and Spin (9 calls) make of them, and the held-out face.
+exact posterior step each step, 20 network calls) and Spin (9 calls) make of them, and the held-out face.
 
 **Change:** the blur `std`, the downsampling `factor`, `noise_std`, the DInG Restore and Spin options."""),
     "DCDP deblur and x4 super-resolution SD1.5.json": (lambda: dcdp_deblur_and_sr_graph(SD15), f"""\
@@ -596,7 +597,7 @@ LCM, Lightning and other distilled checkpoints work the same way.
 
 {DEGRADE_NOTE}
 
-Every step is an exact Gaussian posterior step for the blur (2 network calls per step, no gradient
+Every step is an exact Gaussian posterior step for the blur (1 network call per step, no gradient
 through the model). **Change:** `kernel_size` / `std` of the blur (and of a real photo's blur), `noise_std`
 and `measurement_noise` to match, `steps`, `latent_solver` (`linearized`: closer, slower), `final_fit`
 (`exact`: closer at the last step, more memory). {INFO_NOTE}"""),
