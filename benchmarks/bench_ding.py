@@ -43,9 +43,9 @@ def oracle_table(engine, pack):
             hidden = hidden_coordinates(observed)
             exact = posterior.sample(N_SAMPLES, generator)[:, hidden]
             floor = metrics.sliced_wasserstein(exact, posterior.sample(N_SAMPLES, generator)[:, hidden], generator)
-            runs = [("DInG", engine.nodes["InverseDInGSampler"]().get_sampler("ding", "fm_square", 1.0, 0.01)[0], STEPS, ding_calls),
-                    ("DInG frozen_proxy", engine.nodes["InverseDInGSampler"]().get_sampler("frozen_proxy", "fm_square", 1.0, 0.01)[0], STEPS, STEPS),
-                    ("DInG delayed", engine.nodes["InverseDInGSampler"]().get_sampler("delayed", "fm_square", 1.0, 0.01)[0], STEPS, STEPS)]
+            runs = [("DInG" if variant == "ding" else f"DInG {variant}",
+                     engine.nodes["InverseDInGSampler"]().get_sampler(variant, "fm_square", 1.0, 0.01)[0], STEPS,
+                     ding.network_calls(torch.linspace(1, 0, STEPS + 1), variant)) for variant in ding.VARIANTS]
             for name in ("euler", "euler_ancestral"):
                 sampler = engine.nodes["KSamplerSelect"]().get_sampler(name)[0]
                 runs += [(f"ComfyUI {name}", sampler, STEPS, STEPS), (f"ComfyUI {name}", sampler, ding_calls, ding_calls)]

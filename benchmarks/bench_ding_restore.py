@@ -56,7 +56,8 @@ def samplers(engine, oracle, pack, ding_rows=DING_ROWS, baselines=True):
     node = engine.nodes["InverseDInGRestoreSampler"]()
     param = pack.nodes.comfy_compat.parameterisation_of(oracle.model.get_model_object("model_sampling"))
     calls = pack.solvers.ding.network_calls(oracle.sigmas, "ding")
-    rows = {f"DInG ({row})": ding_row(node, oracle, pack.solvers.ding, row) for row in dict.fromkeys(("pixel", *ding_rows))}
+    rows = {f"DInG ({row})": ding_row(node, oracle, pack.solvers.ding, row)
+            for row in dict.fromkeys(("pixel", *ding_rows))}
     if not baselines:
         return rows
     dps_sigmas = engine.nodes["BasicScheduler"]().get_sigmas(oracle.model, "normal", calls, 1.0)[0]

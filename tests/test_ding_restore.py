@@ -171,8 +171,8 @@ def test_ding_restore_is_closer_to_the_posterior_than_spin_and_dcdp(engine, pack
 # measured (200 samples, pixel solver): EPS ding 0.120, frozen_proxy 0.122, delayed 0.156; flow 0.090, 0.092, 0.127
 @pytest.mark.parametrize("prediction", ["eps", "flow"])
 def test_frozen_proxy_is_as_close_as_ding_at_one_call_per_step_where_delayed_is_not(engine, pack, prediction):
-    """Motion blur, where the paper's delayed variant (ε̂_t for the proxy's noise) lands furthest from ding: frozen_proxy,
-    also one network call per step, keeps the proxy's fresh noise and recovers nearly all of the gap."""
+    """Motion blur, where the paper's delayed variant (ε̂_t for the proxy's noise) lands furthest from ding:
+    frozen_proxy, also one network call per step, keeps the proxy's fresh noise and recovers nearly all of the gap."""
     oracle = RestoreOracle(engine, pack, restore_operators(pack)["motion_blur"], prediction, "identity", N_SAMPLES,
                            STEPS)
     distance = {variant: oracle.distance(oracle.sample(ding_restore_sampler(engine, oracle, variant=variant)),

@@ -173,8 +173,9 @@ def test_the_exact_final_fit_lands_closer_to_the_truth_through_the_trained_vae(e
 
 
 # Inpainting, where the plain pixel steps are furthest from the truth; the PSNR of the mean of 8 samples, measured
-# 34.6 → 44.6 dB with variant ding (24 samples: 34.5 → 43.2), 33.9 → 45.8 dB with the default frozen_proxy. On motion blur the gain (+3.1 dB with 24 samples at 1) is within what
-# 8 samples' mean varies, so the benchmark, not this test, measures it.
+# 34.6 → 44.6 dB with variant ding (24 samples: 34.5 → 43.2), 33.9 → 45.8 dB with the default frozen_proxy. On
+# motion blur the gain (+3.1 dB with 24 samples at 1) is within what 8 samples' mean varies, so the benchmark, not
+# this test, measures it.
 @pytest.mark.parametrize("task,exact_below_noise,gain", [("inpaint", 3.0, 6.0)])
 def test_exact_low_noise_steps_land_nearer_the_truth(engine, pack, testbed, task, exact_below_noise, gain):
     """exact_below_noise (the transitions below that noise level through the decoder's derivatives): on the
