@@ -14,6 +14,8 @@ posterior sample. Every cell prints the mean over the draws and the worst draw.
 Run: .venv/bin/python benchmarks/bench_testbed.py                  (all problems, both families)
      .venv/bin/python benchmarks/bench_testbed.py --task sr_x4 --family eps --restorer pixel
 References go to output/testbed_reference/ (delete it to recompute); --references-only fills the cache.
+     .venv/bin/python benchmarks/bench_testbed.py --size 32 --reference fitted_low3 --task sr_x4 --draws 1
+                        (32 px, 4x4 latents: two runs of a restorer stand in for the MCMC reference)
 """
 import argparse
 import math
@@ -28,6 +30,7 @@ sys.path.insert(0, str(ROOT.parent / "scripts"))
 sys.path.insert(0, str(ROOT))
 import comfy_harness  # noqa: E402
 from dps_baseline import sample_dps  # noqa: E402
+import oracle_problems  # noqa: E402
 from oracle_problems import restore_testbed, restorer_node_sampler  # noqa: E402
 
 SIZE, STEPS, MAX_DRAWS = 16, 20, 8
@@ -59,6 +62,8 @@ RESTORERS = {
                        "InverseDInGRestoreSampler", {**DING, "latent_solver": "fitted", "decode_every": 2}),
     "fitted_frozen": ("DInG Restore (fitted, predicted above noise 3, variant frozen_proxy: the default)",
                       "InverseDInGRestoreSampler", {"latent_solver": "fitted", "variant": "frozen_proxy"}),
+    "fitted_frozen_exact": ("DInG Restore (fitted, frozen_proxy, final_fit exact)", "InverseDInGRestoreSampler",
+                            {"latent_solver": "fitted", "variant": "frozen_proxy", "final_fit": "exact"}),
     "fitted_decode3": ("DInG Restore (fitted, predicted above noise 3, every 3rd step decoded below)",
                        "InverseDInGRestoreSampler", {**DING, "latent_solver": "fitted", "decode_every": 3}),
     "fitted_low3": ("DInG Restore (fitted, exact below noise 3)", "InverseDInGRestoreSampler",
@@ -69,22 +74,27 @@ RESTORERS = {
     "dcdp": ("DCDP", "InverseDCDPSampler", {}),
     "dcdp_plain": ("DCDP, encoder_correction off (before)", "InverseDCDPSampler", {"encoder_correction": False}),
     "dps": ("DPS (grad through denoiser + decoder)", None, {}),
+    "ding_inpaint": ("DInG Inpaint (the latent-mask node, inpainting only)", "InverseDInGInpaint", {}),
+    "ding_inpaint_half": ("DInG Inpaint, mask_threshold 0.5 (the known latent column kept)", "InverseDInGInpaint",
+                          {"mask_threshold": 0.5}),
 }
+INPAINT_NODES = {"ding_inpaint", "ding_inpaint_half"}  # take the image and its mask, not an operator
 
 
-def problems(pack, task, draws):
+def problems(pack, task, draws, size=SIZE):
     """The first `draws` of MAX_DRAWS problems of one task: truths = encoded held-out patches, one noise
     draw each (seeded, so draw k is the same problem whatever `draws` is)."""
     reference, prior = pack.testbed.reference, pack.testbed.latent_prior
-    operator, noise_std = reference.task_operator(task, SIZE)
+    operator, noise_std = reference.task_operator(task, size)
     generator = torch.Generator().manual_seed(1000 + TASKS.index(task))
-    truths = prior.encode_patches(prior.held_out_truths(SIZE, MAX_DRAWS, generator))
+    truths = prior.encode_patches(prior.held_out_truths(size, MAX_DRAWS, generator))
     return [reference.make_problem(operator, truths[i:i + 1], noise_std, generator) for i in range(MAX_DRAWS)][:draws]
 
 
 def reference_samples(pack, task, draw, problem, chains, steps):
     """Two independent MALA runs' decoded samples (cached) and the split-R-hat over both."""
-    path = CACHE / f"{task}_{draw}_c{chains}_s{steps}.pt"
+    size = "" if problem.size == SIZE else f"_px{problem.size}"
+    path = CACHE / f"{task}_{draw}_c{chains}_s{steps}{size}.pt"
     if path.exists():
         return torch.load(path)
     reference = pack.testbed.reference
@@ -134,8 +144,39 @@ def restorer_sampler(engine, pack, key, vae, model, problem, report=None):
 
 
 def restore(engine, pack, key, vae, model, problem, samples, seed, report=None):
+    if key in INPAINT_NODES:
+        return inpaint_node(engine, pack, key, vae, model, problem, samples, seed)
     sampler, steps = restorer_sampler(engine, pack, key, vae, model, problem, report)
     return restore_testbed(engine, pack, model, sampler, problem, samples, steps, seed)
+
+
+def inpaint_node(engine, pack, key, vae, model, problem, samples, seed):
+    """DInG Inpaint as a user wires it: the measured image (hidden pixels grey) and the hidden pixels as the
+    MASK, at the node's defaults, 20 steps, cfg 1; its sampled LATENT decoded (unclamped) as the other rows."""
+    _, node_id, overrides = RESTORERS[key]
+    node = engine.nodes[node_id]
+    options = {**oracle_problems.node_defaults(node), **overrides}
+    options.update(seed=seed, steps=STEPS, cfg=1.0, scheduler="normal", denoise=1.0, paste_back=False)
+    image = ((problem.measurement + 1.0) / 2.0).clamp(0, 1).movedim(1, -1).expand(samples, -1, -1, -1)
+    hole = (1.0 - problem.operator.observed_mask.reshape(1, problem.size, problem.size)).expand(samples, -1, -1)
+    print(f"<!-- {key}: the encoder's round trip Dec(Enc(x)) is {encoder_round_trip(pack, vae, problem):.2f} "
+          f"(x the true image) and {encoder_round_trip(pack, vae, problem, image[:1]):.2f} (x the measured one, "
+          "its hole grey) noise levels off the measurement -->", flush=True)
+    cond = oracle_problems.NO_PROMPT
+    latent = node().inpaint(model=model, positive=cond, negative=cond, vae=vae, image=image.contiguous(),
+                            mask=hole.contiguous(), **options)[1]["samples"]
+    return pack.testbed.reference.Posterior(problem).decode(latent.reshape(len(latent), -1))
+
+
+def encoder_round_trip(pack, vae, problem, image=None):
+    """The data residual of Dec(Enc(image)) (posterior mode; image an IMAGE [1, s, s, 3], the truth by default):
+    how close a latent that keeps the encoded photo can come to y."""
+    testbed_vae, reference = pack.testbed.vae, pack.testbed.reference
+    if image is None:
+        image = ((problem.truth + 1.0) / 2.0).clamp(0, 1).movedim(1, -1)
+    with torch.no_grad():
+        pixels = testbed_vae.decode_raw(vae, testbed_vae.posterior_mode(vae, image.movedim(-1, 1).contiguous()))
+    return float(reference.data_residuals(problem, pixels)[0])
 
 
 def main():
@@ -149,26 +190,34 @@ def main():
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--references-only", action="store_true")
+    parser.add_argument("--size", type=int, default=SIZE, choices=[16, 32], help="image side (32: 4x4 latents)")
+    parser.add_argument("--reference", default="mala", choices=["mala", *RESTORERS],
+                        help="mala (default): the MCMC reference; or a restorer whose two runs (other seeds) stand in "
+                             "for it, e.g. fitted_low3 at --size 32, where no MCMC reference is cached")
     args = parser.parse_args()
     torch.set_num_threads(1)
     engine = comfy_harness.boot(with_test_nodes=False)
     pack = comfy_harness.pack_modules(engine)
     vae = pack.testbed.latent_prior.testbed_vae()
-    models = {family: pack.testbed.latent_prior.prior_model(family, SIZE) for family in args.family}
+    models = {family: pack.testbed.latent_prior.prior_model(family, args.size) for family in args.family}
     print("| task | family | restorer | sliced W2 mean (worst draw) | PSNR of the mean, dB (worst) | "
           "data residual mean (draw range) | worst sample's residual |")
     print("|---|---|---|---|---|---|---|", flush=True)
     for task in args.task:
         cells = {(family, key): Scores() for family in args.family for key in ["exact", *args.restorer]}
-        for draw, problem in enumerate(problems(pack, task, args.draws)):
+        for draw, problem in enumerate(problems(pack, task, args.draws, args.size)):
             if draw < args.first_draw:
                 continue
-            refs = reference_samples(pack, task, draw, problem, args.chains, args.steps)
-            print(f"<!-- {task} draw {draw}: split-R-hat {refs['rhat']:.3f}, reference {refs['seconds']:.0f} s -->",
-                  flush=True)
+            if args.reference == "mala":
+                refs = reference_samples(pack, task, draw, problem, args.chains, args.steps)
+                print(f"<!-- {task} draw {draw}: split-R-hat {refs['rhat']:.3f}, reference {refs['seconds']:.0f} s -->",
+                      flush=True)
             if args.references_only:
                 continue
             for family in args.family:
+                if args.reference != "mala":
+                    refs = {run: restore(engine, pack, args.reference, vae, models[family], problem, args.samples,
+                                         seed) for run, seed in (("first", 10_000 + draw), ("second", 20_000 + draw))}
                 cells[(family, "exact")].add(pack, problem, refs["second"][:args.samples], refs["first"])
                 for key in args.restorer:
                     start, report = time.time(), pack.nodes.restoration.RunReport()
@@ -181,7 +230,8 @@ def main():
         if args.references_only:
             continue
         for (family, key), scores in cells.items():
-            label = "exact (reference run 2: the floor)" if key == "exact" else RESTORERS[key][0]
+            floor = "exact" if args.reference == "mala" else f"{RESTORERS[args.reference][0]}, as the reference"
+            label = f"{floor} (reference run 2: the floor)" if key == "exact" else RESTORERS[key][0]
             print(f"| {task} | {family} | {label} | {scores.row()} |", flush=True)
 
 

@@ -1,0 +1,95 @@
+"""How well can a local linear model stand in for a trained decoder's Jacobian? (docs/testbed.md)
+
+`fitted` (solvers/decoder_surrogate.py) models the decoder's Jacobian J as one k×k latent-cell kernel shared by
+every cell. This measures, at held-out latents of the testbed VAE (64×64 px patches, 8×8 latent cells, the
+exact J by forward-mode differentiation), the best any model of a few such classes could do — each fitted to
+J itself, so the errors are lower bounds for that class:
+
+* the share of J's energy outside each cell's k×k neighbourhood (what any k×k model misses),
+* the best shared k×k kernel (the cells' mean block): ‖J − L‖ / ‖J‖, the energy outside included,
+* the shared kernel plus a per-cell scalar gain, and plus the best rank-r per-cell variation (r basis
+  kernels, each cell its own mixture of them).
+
+Every error is over the same central 4×4 cells (those whose 5×5 neighbourhood lies inside the patch), in
+Frobenius norm relative to those cells' whole rows of J.
+
+Run: .venv/bin/python benchmarks/bench_decoder_jacobian.py [--points 4]
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT.parent / "scripts"))
+import comfy_harness  # noqa: E402
+
+PATCH, FACTOR, CHANNELS = 64, 8, 4
+CELLS = PATCH // FACTOR
+CENTRAL = range(2, CELLS - 2)          # cells whose 5×5 neighbourhood is inside the 8×8 grid
+RANKS = (4, 8)
+
+
+def decoder_jacobian(testbed, vae, point):
+    """J at one latent [C, h, w], as [cell_i, cell_j, 3·f·f outputs, C, h, w] (float64)."""
+    dim = point.numel()
+    columns = []
+    for chunk in torch.eye(dim).reshape(dim, *point.shape).split(64):
+        start = point[None].expand(len(chunk), -1, -1, -1).contiguous()
+        with torch.no_grad(), torch.autograd.forward_ad.dual_level():
+            out = testbed.vae.decode_raw(vae, torch.autograd.forward_ad.make_dual(start, chunk))
+            columns.append(torch.autograd.forward_ad.unpack_dual(out).tangent)
+    jacobian = torch.cat(columns).double().reshape(CHANNELS, CELLS, CELLS, 3, CELLS, FACTOR, CELLS, FACTOR)
+    return jacobian.permute(4, 6, 3, 5, 7, 0, 1, 2).reshape(CELLS, CELLS, 3 * FACTOR * FACTOR, CHANNELS, CELLS, CELLS)
+
+
+def class_errors(jacobian, kernel_size):
+    """Relative errors of the best models of each class with a kernel_size neighbourhood."""
+    radius = kernel_size // 2
+    blocks, total = [], 0.0
+    for i in CENTRAL:
+        for j in CENTRAL:
+            rows = jacobian[i, j]
+            total += float(rows.square().sum())
+            blocks.append(rows[:, :, i - radius:i + radius + 1, j - radius:j + radius + 1].reshape(-1))
+    blocks = torch.stack(blocks)                                       # [cells, outputs·C·k²]
+    outside = total - float(blocks.square().sum())
+    shared = blocks.mean(0, keepdim=True)
+    variation = blocks - shared
+    gains = blocks @ shared[0] / (shared[0] @ shared[0])
+    singular = torch.linalg.svdvals(variation).square()
+    relative = lambda missed: (max(missed, 0.0) / total) ** 0.5
+    errors = {"outside": outside / total, "shared": relative(outside + float(variation.square().sum())),
+              "gain": relative(outside + float((blocks - gains[:, None] * shared).square().sum()))}
+    for rank in RANKS:
+        errors[f"rank {rank}"] = relative(outside + float(singular[rank:].sum()))
+    return errors
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--points", type=int, default=4, help="held-out latents to measure at")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    engine = comfy_harness.boot(with_test_nodes=False)
+    testbed = comfy_harness.pack_modules(engine).testbed
+    vae = testbed.latent_prior.testbed_vae()
+    latents = testbed.vae.posterior_mode(vae, testbed.photos.held_out_patches(PATCH))
+    picks = torch.randperm(len(latents), generator=torch.Generator().manual_seed(0))[:args.points]
+    print(f"decoder Jacobian of the testbed VAE at {args.points} held-out {PATCH}x{PATCH} latents, the central "
+          f"{len(CENTRAL) ** 2} cells; ||J - L|| / ||J|| of the best L of each class (lower bounds)")
+    print("| latent | kernel | energy outside | shared kernel (`fitted`'s class) | + per-cell gain | "
+          + " | ".join(f"+ rank-{r} per-cell variation" for r in RANKS) + " |")
+    print("|---|---|---|---|---|" + "---|" * len(RANKS))
+    for index in picks.tolist():
+        jacobian = decoder_jacobian(testbed, vae, latents[index])
+        for kernel_size in (3, 5):
+            errors = class_errors(jacobian, kernel_size)
+            cells = [errors["outside"], errors["shared"], errors["gain"], *(errors[f"rank {r}"] for r in RANKS)]
+            print(f"| {index} | {kernel_size}x{kernel_size} | " + " | ".join(f"{e:.3f}" for e in cells) + " |",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
