@@ -64,6 +64,27 @@ def test_every_workflow_is_listed():
     assert set(NAMES) == set(build_workflows.WORKFLOWS)
 
 
+# The option sets the example graphs are built from, and the nodes whose widgets they fill: each value must be
+# the node's own default (a graph that wants another value overrides it where it is built), so that a changed
+# default reaches the examples instead of leaving them on the old one.
+WORKFLOW_OPTIONS = {"DING_OPTIONS": ("InverseDInGSampler", "InverseDInGInpaint"),
+                    "SPIN_OPTIONS": ("InverseSpinRestore", "InverseSpinSampler"),
+                    "DCDP_OPTIONS": ("InverseDCDPRestore", "InverseDCDPSampler"),
+                    "DING_RESTORE_OPTIONS": ("InverseDInGRestore", "InverseDInGRestoreSampler")}
+
+
+@pytest.mark.parametrize("options_name", sorted(WORKFLOW_OPTIONS))
+def test_workflow_option_sets_are_the_nodes_widget_defaults(engine, options_name):
+    options = getattr(build_workflows, options_name)
+    for node_id in WORKFLOW_OPTIONS[options_name]:
+        widgets = engine.nodes[node_id].INPUT_TYPES()["required"]
+        defaults = {name: spec[1].get("default") for name, spec in widgets.items()
+                    if len(spec) > 1 and isinstance(spec[1], dict)}
+        stale = {name: (value, defaults.get(name, "no such widget")) for name, value in options.items()
+                 if defaults.get(name, "no such widget") != value}
+        assert not stale, f"build_workflows.{options_name} against {node_id} (workflow value, node default): {stale}"
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_workflow_validates_against_the_node_registry(engine, name):
     needs_upstream(engine, name)
