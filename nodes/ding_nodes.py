@@ -79,15 +79,26 @@ def scheduled_observed_mask(model, extra_args, hole_mask):
     return observed_mask_at
 
 
+VARIANT_STEPS = {  # what each of ding.VARIANTS does, for the `variant` widgets' tooltips
+    "ding": "the full step of the DInG paper (Moufad et al. 2026), 2 network calls per step",
+    "frozen_proxy": "1 call per step (about twice as fast): the step's second, independent draw is read against "
+                    "this step's own denoised image instead of calling the model on it",
+    "delayed": "1 call per step, reusing the current step's noise estimate without the second draw",
+}
+
+
+def variant_input(default: str, measured: dict):
+    """The `variant` widget: each variant's step, followed by what the pack measured of it for this node."""
+    sentences = [f"{name}{' (default)' if name == default else ''}: {VARIANT_STEPS[name]}"
+                 + (f" ({measured[name]})" if name in measured else "") + "." for name in ding.VARIANTS]
+    return (list(ding.VARIANTS), {"default": default, "tooltip": " ".join(sentences)})
+
+
 def ding_options_inputs():
     """The DInG widgets shared by the SAMPLER node and the all-in-one node."""
     return {
-        "variant": (list(ding.VARIANTS), {"default": "ding", "tooltip":
-                    "ding: the full step of the DInG paper (Moufad et al. 2026), 2 network calls per step. "
-                    "frozen_proxy: 1 call per step (about twice as fast): the step's second, independent draw "
-                    "is read against this step's own denoised image instead of calling the model on it (as "
-                    "close as ding on the pack's inpainting tests). delayed: 1 call per step, reusing the "
-                    "current step's noise estimate; the paper found it less faithful on SD3 images."}),
+        "variant": variant_input("ding", {"frozen_proxy": "as close as ding on the pack's inpainting tests",
+                                          "delayed": "the paper found it less faithful on SD3 images"}),
         "eta_schedule": (list(ding.ETA_SCHEDULES), {"default": "fm_square", "tooltip":
                          "How much fresh randomness each step adds as the picture clears up. fm_square (default): "
                          "the DInG paper's choice (Moufad et al. 2026). fm_sqrt adds more randomness, ddim almost none "

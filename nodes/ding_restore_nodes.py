@@ -5,7 +5,7 @@ import torch
 
 from ..solvers import ding, ding_restore
 from . import checks, comfy_compat, input_specs, vae_bridge
-from .ding_nodes import ding_options_inputs
+from .ding_nodes import ding_options_inputs, variant_input
 from .operator_nodes import OPERATOR
 from .restoration import RestorationCall, RunReport, describe_run, restored_latent
 
@@ -14,14 +14,11 @@ log = logging.getLogger("inverse_samplers")
 
 def ding_restore_options_inputs():
     ding_options = {name: spec for name, spec in ding_options_inputs().items() if name != "obs_std"}
-    ding_options["variant"] = (list(ding.VARIANTS), {"default": "frozen_proxy", "tooltip":
-                               "How many times each step calls the model. frozen_proxy (default): once. The step's "
-                               "second, independent draw is read against this step's own denoised image instead of "
-                               "calling the model on it: as close to the right answer as ding on the pack's exact "
-                               "tests (within 10%) and 1.0-1.3x ding's distance through its trained VAE, for about 2x "
-                               "plain sampling instead of 3x (SDXL at 1024²). ding: the full step of the DInG paper "
-                               "(Moufad et al. 2026), 2 calls. delayed: that paper's 1-call shortcut, without the "
-                               "second draw: 1.1-1.4x further on motion blur."})
+    ding_options["variant"] = variant_input("frozen_proxy", {
+        "frozen_proxy": "as close to the right answer as ding on the pack's exact tests, within 10%, and 1.0-1.3x "
+                        "ding's distance through its trained VAE, for about 2x plain sampling instead of 3x (SDXL at "
+                        "1024²)",
+        "delayed": "1.1-1.4x further than ding on motion blur"})
     return {
         "measurement_noise": ("FLOAT", {"default": 0.01, "min": 0.0, "max": 0.5, "step": 0.001, "tooltip":
                               "How noisy the degraded photo is (noise level in pixel units, 0..1): measure it with "
