@@ -11,6 +11,7 @@ import pytest
 
 import build_workflows
 from conftest import REPO_ROOT
+from oracle_problems import node_defaults
 from workflow_format import static_check, ui_to_api
 from workflow_layout import overlaps, rendered_boxes
 
@@ -77,9 +78,7 @@ WORKFLOW_OPTIONS = {"DING_OPTIONS": ("InverseDInGSampler", "InverseDInGInpaint")
 def test_workflow_option_sets_are_the_nodes_widget_defaults(engine, options_name):
     options = getattr(build_workflows, options_name)
     for node_id in WORKFLOW_OPTIONS[options_name]:
-        widgets = engine.nodes[node_id].INPUT_TYPES()["required"]
-        defaults = {name: spec[1].get("default") for name, spec in widgets.items()
-                    if len(spec) > 1 and isinstance(spec[1], dict)}
+        defaults = node_defaults(engine.nodes[node_id])
         stale = {name: (value, defaults.get(name, "no such widget")) for name, value in options.items()
                  if defaults.get(name, "no such widget") != value}
         assert not stale, f"build_workflows.{options_name} against {node_id} (workflow value, node default): {stale}"
