@@ -8,7 +8,10 @@ J itself, so the errors are lower bounds for that class:
 * the share of J's energy outside each cell's k×k neighbourhood (what any k×k model misses),
 * the best shared k×k kernel (the cells' mean block): ‖J − L‖ / ‖J‖, the energy outside included,
 * the shared kernel plus a per-cell scalar gain, and plus the best rank-r per-cell variation (r basis
-  kernels, each cell its own mixture of them).
+  kernels, each cell its own mixture of them);
+* and whether the variation can be predicted from the latent: each cell's block from the other 15 cells'
+  (leave one out), by their mean (the shared kernel) and by a map linear in the cell's own latent values
+  (five basis kernels weighted by 1 and the cell's 4 channels), fitted to those cells' blocks.
 
 Every error is over the same central 4×4 cells (those whose 5×5 neighbourhood lies inside the patch), in
 Frobenius norm relative to those cells' whole rows of J.
@@ -44,15 +47,16 @@ def decoder_jacobian(testbed, vae, point):
     return jacobian.permute(4, 6, 3, 5, 7, 0, 1, 2).reshape(CELLS, CELLS, 3 * FACTOR * FACTOR, CHANNELS, CELLS, CELLS)
 
 
-def class_errors(jacobian, kernel_size):
-    """Relative errors of the best models of each class with a kernel_size neighbourhood."""
+def class_errors(jacobian, point, kernel_size):
+    """Relative errors of the best models of each class with a kernel_size neighbourhood (point: the latent)."""
     radius = kernel_size // 2
-    blocks, total = [], 0.0
+    blocks, total, own_latent = [], 0.0, []
     for i in CENTRAL:
         for j in CENTRAL:
             rows = jacobian[i, j]
             total += float(rows.square().sum())
             blocks.append(rows[:, :, i - radius:i + radius + 1, j - radius:j + radius + 1].reshape(-1))
+            own_latent.append(point[:, i, j].double())
     blocks = torch.stack(blocks)                                       # [cells, outputs·C·k²]
     outside = total - float(blocks.square().sum())
     shared = blocks.mean(0, keepdim=True)
@@ -64,7 +68,20 @@ def class_errors(jacobian, kernel_size):
               "gain": relative(outside + float((blocks - gains[:, None] * shared).square().sum()))}
     for rank in RANKS:
         errors[f"rank {rank}"] = relative(outside + float(singular[rank:].sum()))
+    features = torch.stack(own_latent)
+    for name, columns in (("held-out shared", features[:, :0]), ("held-out own latent", features)):
+        errors[name] = relative(outside + float((blocks - leave_one_out(columns, blocks)).square().sum()))
     return errors
+
+
+def leave_one_out(features, blocks):
+    """Each cell's block predicted by least squares on [1, features] from the other cells."""
+    design = torch.cat([torch.ones(len(blocks), 1, dtype=blocks.dtype), features], 1)
+    predicted = torch.empty_like(blocks)
+    for cell in range(len(blocks)):
+        others = [c for c in range(len(blocks)) if c != cell]
+        predicted[cell] = design[cell] @ torch.linalg.lstsq(design[others], blocks[others]).solution
+    return predicted
 
 
 def main():
@@ -80,13 +97,15 @@ def main():
     print(f"decoder Jacobian of the testbed VAE at {args.points} held-out {PATCH}x{PATCH} latents, the central "
           f"{len(CENTRAL) ** 2} cells; ||J - L|| / ||J|| of the best L of each class (lower bounds)")
     print("| latent | kernel | energy outside | shared kernel (`fitted`'s class) | + per-cell gain | "
-          + " | ".join(f"+ rank-{r} per-cell variation" for r in RANKS) + " |")
-    print("|---|---|---|---|---|" + "---|" * len(RANKS))
+          + " | ".join(f"+ rank-{r} per-cell variation" for r in RANKS)
+          + " | shared, held-out cell | linear in the cell's latent, held-out cell |")
+    print("|---|---|---|---|---|" + "---|" * (len(RANKS) + 2))
     for index in picks.tolist():
         jacobian = decoder_jacobian(testbed, vae, latents[index])
         for kernel_size in (3, 5):
-            errors = class_errors(jacobian, kernel_size)
-            cells = [errors["outside"], errors["shared"], errors["gain"], *(errors[f"rank {r}"] for r in RANKS)]
+            errors = class_errors(jacobian, latents[index], kernel_size)
+            cells = [errors["outside"], errors["shared"], errors["gain"], *(errors[f"rank {r}"] for r in RANKS),
+                     errors["held-out shared"], errors["held-out own latent"]]
             print(f"| {index} | {kernel_size}x{kernel_size} | " + " | ".join(f"{e:.3f}" for e in cells) + " |",
                   flush=True)
 
