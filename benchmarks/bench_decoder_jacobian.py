@@ -95,7 +95,8 @@ def main():
     latents = testbed.vae.posterior_mode(vae, testbed.photos.held_out_patches(PATCH))
     picks = torch.randperm(len(latents), generator=torch.Generator().manual_seed(0))[:args.points]
     print(f"decoder Jacobian of the testbed VAE at {args.points} held-out {PATCH}x{PATCH} latents, the central "
-          f"{len(CENTRAL) ** 2} cells; ||J - L|| / ||J|| of the best L of each class (lower bounds)")
+          f"{len(CENTRAL) ** 2} cells; ||J - L|| / ||J|| of the best L of each class (lower bounds), and of two "
+          "predictions of each cell from the others (held out)")
     print("| latent | kernel | energy outside | shared kernel (`fitted`'s class) | + per-cell gain | "
           + " | ".join(f"+ rank-{r} per-cell variation" for r in RANKS)
           + " | shared, held-out cell | linear in the cell's latent, held-out cell |")
