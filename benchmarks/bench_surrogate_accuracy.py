@@ -34,73 +34,61 @@ DEFAULT_KEY = "fitted_frozen"   # bench_testbed's row for the shipped default
 ERROR_PROBES = 8                # random directions scoring each refit
 
 
-class BlendedJacobianModel:
-    """L_α = (1 − α)·D + α·K with Broyden secant terms on top, the interface of
-    decoder_surrogate.LocalLinearDecoder (probes_needed, fit, secant_update, apply, adjoint)."""
+def blended_model_class(kernel_class):
+    """L_α = (1 − α)·D + α·K as a subclass of the pack's kernel model (`kernel_class`,
+    decoder_surrogate.LocalLinearDecoder): its secant updates, and the secant terms of L v and Lᵀ p, are the
+    kernel model's own; only the part they are added to is blended."""
 
-    def __init__(self, kernel_model, alpha, errors):
-        self.kernel_model, self.alpha, self.errors = kernel_model, alpha, errors
-        self.dense = None            # [B, pixels, latents], float64
-        self.latent_shape = self.pixel_shape = None
-        self.secants = []
-        self.error_generator = torch.Generator().manual_seed(1)
+    class BlendedJacobianModel(kernel_class):
+        def __init__(self, channels, factor, alpha, errors):
+            super().__init__(channels, factor)
+            self.alpha, self.errors = alpha, errors
+            self.dense = None            # [B, pixels, latents], float64
+            self.latent_shape = self.pixel_shape = None
+            self.error_generator = torch.Generator().manual_seed(1)
 
-    def probes_needed(self, latent_shape) -> int:
-        return 2 * math.prod(latent_shape[1:])
+        def probes_needed(self, latent_shape) -> int:
+            return 2 * math.prod(latent_shape[1:])
 
-    def fit(self, directions, differences):
-        count, batch = directions.shape[:2]
-        self.latent_shape, self.pixel_shape = tuple(directions.shape[2:]), tuple(differences.shape[2:])
-        inputs = directions.double().reshape(count, batch, -1)
-        outputs = differences.double().reshape(count, batch, -1)
-        gram = torch.einsum("pbi,pbj->bij", inputs, inputs)
-        cross = torch.einsum("pbo,pbj->boj", outputs, inputs)
-        self.dense = torch.linalg.solve(gram, cross.transpose(-1, -2)).transpose(-1, -2)
-        self.kernel_model.fit(directions, differences)
-        self.secants = []
-        self._score(batch)
+        def fit(self, directions, differences):
+            count, batch = directions.shape[:2]
+            self.latent_shape, self.pixel_shape = tuple(directions.shape[2:]), tuple(differences.shape[2:])
+            inputs = directions.double().reshape(count, batch, -1)
+            outputs = differences.double().reshape(count, batch, -1)
+            gram = torch.einsum("pbi,pbj->bij", inputs, inputs)
+            cross = torch.einsum("pbo,pbj->boj", outputs, inputs)
+            self.dense = torch.linalg.solve(gram, cross.transpose(-1, -2)).transpose(-1, -2)
+            super().fit(directions, differences)   # K, and drops the secant terms
+            self._score(batch)
 
-    def _score(self, batch):
-        probe = torch.randn((ERROR_PROBES, batch, *self.latent_shape), generator=self.error_generator,
-                            dtype=torch.float64)
-        errors = [(self._blend(v) - self._dense(v)).flatten(1).norm(dim=1) / self._dense(v).flatten(1).norm(dim=1)
-                  for v in probe]
-        self.errors.append(float(torch.stack(errors).mean()))
+        def _score(self, batch):
+            """The blend's relative error against D along random directions, right after a refit."""
+            probes = torch.randn((ERROR_PROBES, batch, *self.latent_shape), generator=self.error_generator,
+                                 dtype=torch.float64)
+            errors = []
+            for probe in probes:
+                exact = self._dense_apply(probe)
+                errors.append((self._kernel_apply(probe) - exact).flatten(1).norm(dim=1) / exact.flatten(1).norm(dim=1))
+            self.errors.append(float(torch.stack(errors).mean()))
 
-    def _dense(self, latent):
-        flat = torch.einsum("boi,bi->bo", self.dense, latent.double().flatten(1))
-        return flat.view(latent.shape[0], *self.pixel_shape)
+        def _dense_apply(self, latent):
+            flat = torch.einsum("boi,bi->bo", self.dense, latent.double().flatten(1))
+            return flat.view(latent.shape[0], *self.pixel_shape)
 
-    def _blend(self, latent):
-        dense = self._dense(latent)
-        if self.alpha == 0:
-            return dense
-        return (1 - self.alpha) * dense + self.alpha * self.kernel_model.apply(latent)
+        def _kernel_apply(self, latent):
+            dense = self._dense_apply(latent)
+            if self.alpha == 0:
+                return dense
+            return (1 - self.alpha) * dense + self.alpha * super()._kernel_apply(latent)
 
-    def secant_update(self, latent_step, pixel_step):
-        """Broyden's good update along one step: afterwards L Δz = Δp exactly."""
-        latent_step = latent_step.double()
-        squared = latent_step.flatten(1).square().sum(1).clamp_min(1e-30).view(-1, 1, 1, 1)
-        self.secants.append(((pixel_step.double() - self.apply(latent_step)) / squared, latent_step))
+        def _kernel_adjoint(self, pixels):
+            flat = torch.einsum("boi,bo->bi", self.dense, pixels.double().flatten(1))
+            dense = flat.view(pixels.shape[0], *self.latent_shape)
+            if self.alpha == 0:
+                return dense
+            return (1 - self.alpha) * dense + self.alpha * super()._kernel_adjoint(pixels)
 
-    def apply(self, latent):
-        pixels = self._blend(latent)
-        for direction, step in self.secants:
-            pixels = pixels + direction * _inner(step, latent)
-        return pixels
-
-    def adjoint(self, pixels):
-        flat = torch.einsum("boi,bo->bi", self.dense, pixels.double().flatten(1))
-        latent = flat.view(pixels.shape[0], *self.latent_shape)
-        if self.alpha != 0:
-            latent = (1 - self.alpha) * latent + self.alpha * self.kernel_model.adjoint(pixels)
-        for direction, step in self.secants:
-            latent = latent + step * _inner(direction, pixels)
-        return latent
-
-
-def _inner(a, b):
-    return (a * b.double()).flatten(1).sum(1).view(-1, 1, 1, 1)
+    return BlendedJacobianModel
 
 
 @contextlib.contextmanager
@@ -114,8 +102,8 @@ def surrogate_setting(pack, alpha, refit_every, errors):
             super().__init__(*args, **kwargs)
             self.refit_every = refit_every
 
-    module.LocalLinearDecoder = lambda channels, factor: BlendedJacobianModel(kernel_class(channels, factor),
-                                                                               alpha, errors)
+    blended_class = blended_model_class(kernel_class)
+    module.LocalLinearDecoder = lambda channels, factor: blended_class(channels, factor, alpha, errors)
     module.FittedDecoderObservation = Refitted
     try:
         yield

@@ -63,24 +63,31 @@ class LocalLinearDecoder:
 
     def apply(self, latent: torch.Tensor) -> torch.Tensor:
         """L v: latents [B, C, h, w] → pixels [B, 3, f·h, f·w], float64."""
-        batch, _, height, width = latent.shape
-        cells = F.conv2d(latent.double().reshape(1, -1, height, width), self._grouped_weights(),
-                         padding=self.kernel_size // 2, groups=batch)
-        pixels = F.pixel_shuffle(cells.view(batch, -1, height, width), self.factor)
+        pixels = self._kernel_apply(latent)
         for direction, step in self.secants:
             pixels = pixels + direction * _inner(step, latent)
         return pixels
 
     def adjoint(self, pixels: torch.Tensor) -> torch.Tensor:
         """Lᵀ p: pixels [B, 3, H, W] → latents [B, C, H/f, W/f], float64."""
-        cells = F.pixel_unshuffle(pixels.double(), self.factor)
-        batch, _, height, width = cells.shape
-        latent = F.conv_transpose2d(cells.reshape(1, -1, height, width), self._grouped_weights(),
-                                    padding=self.kernel_size // 2, groups=batch).view(batch, self.channels,
-                                                                                      height, width)
+        latent = self._kernel_adjoint(pixels)
         for direction, step in self.secants:
             latent = latent + step * _inner(direction, pixels)
         return latent
+
+    def _kernel_apply(self, latent):
+        """The kernel's part of L v, without the secant terms."""
+        batch, _, height, width = latent.shape
+        cells = F.conv2d(latent.double().reshape(1, -1, height, width), self._grouped_weights(),
+                         padding=self.kernel_size // 2, groups=batch)
+        return F.pixel_shuffle(cells.view(batch, -1, height, width), self.factor)
+
+    def _kernel_adjoint(self, pixels):
+        """The kernel's part of Lᵀ p, without the secant terms."""
+        cells = F.pixel_unshuffle(pixels.double(), self.factor)
+        batch, _, height, width = cells.shape
+        return F.conv_transpose2d(cells.reshape(1, -1, height, width), self._grouped_weights(),
+                                  padding=self.kernel_size // 2, groups=batch).view(batch, self.channels, height, width)
 
 
 def _inner(a, b):
